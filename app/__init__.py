@@ -1,0 +1,1 @@
+"""The front door: the OpenAI-compatible HTTP API."""

@@ -1,0 +1,1 @@
+"""Operations: Redis launcher, tiny-model builder, autoscaler, benchmarks."""

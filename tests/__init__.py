@@ -1,0 +1,1 @@
+"""Test suites: unit/ (no services), integration/ (real Redis, real processes), e2e/ (whole system)."""

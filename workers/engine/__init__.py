@@ -1,0 +1,1 @@
+"""Model runtime: loading, family adapters, encode, prefill, batched decode, sampling."""

@@ -1,0 +1,1 @@
+"""Media ingestion: fetch, validate, decode and cache images, video and audio."""
