@@ -11,6 +11,8 @@ from typing import Literal
 
 import msgspec
 
+from queues.errors import UnreadableMessage
+
 Modality = Literal["image", "video", "audio"]
 
 
@@ -42,3 +44,115 @@ class MediaRef(msgspec.Struct, frozen=True, kw_only=True):
     detail: str | None = None  # image_url.detail: auto | low | high
     fps: float | None = None  # video: frames per second of video time to sample
     num_frames: int | None = None  # video: exact number of frames (wins over fps)
+
+
+class Request(msgspec.Struct, frozen=True, kw_only=True):
+    """The whole original request, carried by every job so any stage can re-run it."""
+
+    id: str
+    model: str
+    prompt_ids: list[int]  # rendered chat template, one placeholder token per media item
+    media: list[MediaRef] = []
+    sampling: SamplingParams
+    route: list[str]  # the stages this request passes through, in order
+    deadline: float  # unix seconds; past it the client gets a 504 and the work stops
+    created: float  # unix seconds when the front door accepted it
+
+
+class Job(msgspec.Struct, kw_only=True):
+    """One stream entry: a request at one stage, with what earlier stages produced for it."""
+
+    request: Request
+    stage: str
+    attempt: int = 0  # retryable failures of this job at this stage so far
+    reruns: int = 0  # times this job was sent back to an earlier stage
+    last_error: str = ""
+    enqueued_at: float = 0.0  # unix seconds when this entry was added (queue-wait metric)
+    timings: dict[str, float] = {}  # seconds spent per stage step, accumulated along the route
+
+    def next_stage(self) -> str | None:
+        route = self.request.route
+        index = route.index(self.stage)
+        return route[index + 1] if index + 1 < len(route) else None
+
+    def without_outputs_from(self, stage: str) -> Job:
+        """A copy to re-run from `stage`: what that stage and later ones produced is dropped."""
+        return msgspec.structs.replace(self, stage=stage, attempt=0)
+
+
+class Usage(msgspec.Struct, frozen=True):
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class TopLogprob(msgspec.Struct, frozen=True, array_like=True):
+    token_id: int
+    logprob: float
+
+
+class TokenLogprob(msgspec.Struct, frozen=True, array_like=True):
+    token_id: int
+    logprob: float
+    top: list[TopLogprob] = []
+
+
+class TokenEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="token"):
+    """Output of one decode step for one request; `seq` orders them and drops duplicates."""
+
+    seq: int
+    token_ids: list[int]
+    text: str
+    logprobs: list[TokenLogprob] | None = None
+    finish_reason: str | None = None  # set on the last event: "stop" | "length"
+    usage: Usage | None = None  # set on the last event
+    timings: dict[str, float] | None = None  # set on the last event: seconds per stage step
+
+
+class ErrorEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="error"):
+    """The request failed; ends the stream. Fields are those of OpenAI's error body."""
+
+    message: str
+    status: int = 500
+    type: str = "server_error"
+    code: str | None = None
+    param: str | None = None
+
+
+class ProgressEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="progress"):
+    """The job now sits at `entry_id` of `stream`; the front door probes it when the channel goes silent."""
+
+    stage: str
+    stream: str
+    entry_id: str
+
+
+Event = TokenEvent | ErrorEvent | ProgressEvent
+
+MESSAGE_VERSION = 1
+
+_job_encoder = msgspec.msgpack.Encoder()
+_job_decoder = msgspec.msgpack.Decoder(Job)
+_event_decoder: msgspec.msgpack.Decoder[Event] = msgspec.msgpack.Decoder(Event)
+
+
+def encode_job(job: Job) -> dict[str, bytes | str]:
+    """The stream entry fields of a job: version, request id (readable without decoding), payload."""
+    return {"v": str(MESSAGE_VERSION), "rid": job.request.id, "d": _job_encoder.encode(job)}
+
+
+def decode_job(fields: dict[bytes, bytes]) -> Job:
+    version = fields.get(b"v", b"?").decode(errors="replace")
+    if version != str(MESSAGE_VERSION):
+        raise UnreadableMessage(f"unsupported message version {version!r} (reads {MESSAGE_VERSION})")
+    try:
+        return _job_decoder.decode(fields[b"d"])
+    except (KeyError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise UnreadableMessage(f"undecodable job payload: {exc}") from None
+
+
+def encode_event(event: Event) -> bytes:
+    return _job_encoder.encode(event)
+
+
+def decode_event(data: bytes) -> Event:
+    return _event_decoder.decode(data)

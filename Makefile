@@ -1,0 +1,43 @@
+# The two commands of the README: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# Exact torch/torchvision pins for x86_64 (local wheels on our machines); elsewhere pip resolves.
+CONSTRAINTS := $(if $(filter x86_64,$(shell uname -m)),-c ops/constraints.txt,)
+STAMP := $(VENV)/.installed-test
+PYTEST_ARGS ?=
+
+.PHONY: venv lint typecheck test unit integration e2e run bench-queue clean
+
+$(STAMP): pyproject.toml ops/constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(CONSTRAINTS) -e '.[test]'
+	@touch $@
+
+venv: $(STAMP)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+test: lint typecheck
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+unit: venv
+	$(VENV)/bin/pytest -q tests/unit $(PYTEST_ARGS)
+
+integration: venv
+	$(VENV)/bin/pytest -q tests/integration $(PYTEST_ARGS)
+
+run: venv
+	$(PY) -m ops.run
+
+bench-queue: venv
+	$(PY) -m ops.bench.queue_bench
+
+clean:
+	rm -rf $(VENV) .bench .cache .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,128 @@
+"""The token channel: output events of one request, from the workers to the front door.
+
+Workers publish `TokenEvent`s (numbered by `seq`), a final `ErrorEvent` when the request fails,
+and the runtime publishes a `ProgressEvent` each time the job moves to another stream entry.
+The front door subscribes *before* it enqueues the job and reads the events in `seq` order:
+duplicates (a re-run after a crash repeats the same tokens) are dropped, out-of-order events wait
+for the missing ones for a short while (a gap that does not fill is an error), and a silent
+channel is probed: if the job's stream entry still exists the job is queued or running, else it
+is lost and the client gets an error instead of waiting forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from queues.batching import Batcher
+from queues.keys import Keys
+from queues.messages import ErrorEvent, Event, ProgressEvent, TokenEvent, decode_event, encode_event
+from queues.pubsub import Subscriber
+
+Output = TokenEvent | ErrorEvent
+
+
+class TokenPublisher:
+    """Publishes events; concurrent publishes share one pipelined round trip."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
+        self._client = client
+        self._keys = keys
+        self._batcher: Batcher[tuple[str, bytes], int] = Batcher(self._flush)
+
+    async def publish(self, request_id: str, event: Event) -> int:
+        """Returns how many subscribers received it (0: the front door no longer listens)."""
+        return await self._batcher.submit((self._keys.tokens(request_id), encode_event(event)))
+
+    async def _flush(self, items: list[tuple[str, bytes]]) -> list[int]:
+        pipe = self._client.pipeline(transaction=False)
+        for channel, data in items:
+            pipe.publish(channel, data)
+        return [int(n) for n in await pipe.execute()]
+
+    async def close(self) -> None:
+        await self._batcher.close()
+
+
+class TokenStream:
+    """One request's events, in order, each exactly once; ends after the final or an error event."""
+
+    def __init__(
+        self,
+        subscriber: Subscriber,
+        client: aioredis.Redis,
+        keys: Keys,
+        request_id: str,
+        *,
+        silence_s: float,
+        gap_s: float,
+    ) -> None:
+        self.request_id = request_id
+        self.location: ProgressEvent | None = None  # where the job last was; set by the front door first
+        self._subscriber = subscriber
+        self._client = client
+        self._channel = keys.tokens(request_id)
+        self._silence_s = silence_s
+        self._gap_s = gap_s
+        self._inbox: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def __aenter__(self) -> TokenStream:
+        await self._subscriber.subscribe(self._channel, self._inbox.put_nowait)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._subscriber.unsubscribe(self._channel)
+
+    async def events(self) -> AsyncIterator[Output]:
+        loop = asyncio.get_running_loop()
+        expected = 0
+        early: dict[int, TokenEvent] = {}
+        gap_deadline = 0.0
+        while True:
+            timeout = gap_deadline - loop.time() if early else self._silence_s
+            try:
+                raw = await asyncio.wait_for(self._inbox.get(), max(timeout, 0.0))
+            except TimeoutError:
+                if early:
+                    yield _stream_error(f"token events {expected}..{min(early) - 1} never arrived")
+                    return
+                if await self._job_alive():
+                    continue
+                yield _stream_error("the job was lost (its worker or Redis failed) and produced no result")
+                return
+            event = decode_event(raw)
+            if isinstance(event, ProgressEvent):
+                self.location = event
+                continue
+            if isinstance(event, ErrorEvent):
+                yield event
+                return
+            if event.seq < expected or event.seq in early:
+                continue  # a duplicate from a re-run
+            if not early:
+                gap_deadline = loop.time() + self._gap_s
+            early[event.seq] = event
+            while expected in early:
+                ready = early.pop(expected)
+                expected += 1
+                yield ready
+                if ready.finish_reason is not None:
+                    return
+
+    async def _job_alive(self) -> bool:
+        """The job's current stream entry still exists: it is queued, running, or pending reclaim."""
+        if self.location is None:
+            return False
+        try:
+            where = self.location
+            entries = await self._client.xrange(where.stream, where.entry_id, where.entry_id)
+        except RedisError:
+            return False
+        return bool(entries)
+
+
+def _stream_error(message: str) -> ErrorEvent:
+    return ErrorEvent(message=message, status=502, type="server_error", code="stream_lost")

@@ -1,0 +1,53 @@
+"""Process entry point shared by every stage worker: configuration, signals, event loop.
+
+    run_worker("decode", make_handler)   # make_handler(config) -> async context manager of a Handler
+
+SIGTERM and SIGINT stop reading; in-flight jobs get the grace period; the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
+import uvloop
+
+from queues.config import RuntimeConfig, from_env
+from queues.runtime import Handler, Hooks, StageWorker
+
+HandlerFactory = Callable[[RuntimeConfig], AbstractAsyncContextManager[Handler]]
+
+
+def setup_logging() -> None:
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
+    )
+
+
+async def serve(
+    stage: str,
+    make_handler: HandlerFactory,
+    config: RuntimeConfig,
+    *,
+    concurrency: int,
+    hooks: Hooks | None = None,
+) -> None:
+    async with make_handler(config) as handler:
+        worker = StageWorker(stage, handler, config, concurrency=concurrency, hooks=hooks)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, worker.stop)
+        await worker.run()
+
+
+def run_worker(
+    stage: str, make_handler: HandlerFactory, *, concurrency: int, hooks: Hooks | None = None
+) -> None:
+    setup_logging()
+    config = from_env(RuntimeConfig)
+    uvloop.run(serve(stage, make_handler, config, concurrency=concurrency, hooks=hooks))

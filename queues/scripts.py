@@ -1,0 +1,100 @@
+"""The runtime's Lua scripts, and how to call them (EVALSHA, reloaded after NOSCRIPT).
+
+Each script is atomic, like MULTI/EXEC, and also checks that the entry is still owned by the
+calling consumer: a worker whose lease expired (and whose job another worker reclaimed) can no
+longer hand that job on a second time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
+
+Call = tuple[Sequence[Any], Sequence[Any]]  # (keys, args) of one script call
+
+# KEYS[1] stream to enqueue on. ARGV[1] backlog limit (0 = none), ARGV[2..] entry fields.
+# Returns the new entry id, or false when the stream is at its limit.
+ENQUEUE = """
+local limit = tonumber(ARGV[1])
+if limit > 0 and redis.call('XLEN', KEYS[1]) >= limit then return false end
+return redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+"""
+
+# Settle one entry: optionally XADD a new entry somewhere, then XACK + XDEL the current one, and
+# publish to the request's channel. KEYS[1] current stream, KEYS[2] target stream, KEYS[3] the
+# request's cancellation marker. ARGV[1] group, ARGV[2] entry id, ARGV[3] consumer, ARGV[4] channel,
+# ARGV[5] event to publish ('' = none), ARGV[6] stage named in a progress event carrying the new
+# entry id ('' = none), ARGV[7] '1' to drop the new entry when the request was cancelled,
+# ARGV[8..] fields of the new entry (none = acknowledge only).
+# Returns the new entry id, '' when nothing was added, or false when the entry is not ours.
+SETTLE = """
+local owned = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1, ARGV[3])
+if #owned == 0 then return false end
+local new_id = ''
+if #ARGV >= 8 and not (ARGV[7] == '1' and redis.call('EXISTS', KEYS[3]) == 1) then
+  new_id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 8))
+  if ARGV[6] ~= '' then
+    local progress = {kind='progress', stage=ARGV[6], stream=KEYS[2], entry_id=new_id}
+    redis.call('PUBLISH', ARGV[4], cmsgpack.pack(progress))
+  end
+end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
+return new_id
+"""
+
+# Renew the lease of in-flight entries still owned by the caller (XCLAIM resets the idle time).
+# KEYS[1] stream. ARGV[1] group, ARGV[2] consumer, ARGV[3..] entry ids.
+# Returns the ids that are no longer ours (another worker reclaimed them, or they are gone).
+RENEW = """
+local lost = {}
+for i = 3, #ARGV do
+  local owned = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
+  if #owned > 0 then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+  else
+    table.insert(lost, ARGV[i])
+  end
+end
+return lost
+"""
+
+
+class Script:
+    """A Lua script called by SHA; loaded on first use and again after a Redis restart."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    async def __call__(self, client: aioredis.Redis, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            await client.script_load(self.source)
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+
+    async def many(self, client: aioredis.Redis, calls: Sequence[Call]) -> list[Any]:
+        """Run the script once per (keys, args) in one pipelined round trip. Per-call errors are
+        returned in place of results, not raised."""
+        results = await self._pipelined(client, calls)
+        if any(isinstance(r, NoScriptError) for r in results):
+            await client.script_load(self.source)
+            results = await self._pipelined(client, calls)
+        return results
+
+    async def _pipelined(self, client: aioredis.Redis, calls: Sequence[Call]) -> list[Any]:
+        pipe = client.pipeline(transaction=False)
+        for keys, args in calls:
+            pipe.evalsha(self.sha, len(keys), *keys, *args)
+        return list(await pipe.execute(raise_on_error=False))
+
+
+enqueue_script = Script(ENQUEUE)
+settle_script = Script(SETTLE)
+renew_script = Script(RENEW)
