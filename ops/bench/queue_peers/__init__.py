@@ -1,0 +1,1 @@
+"""Peers of the queue benchmark; each runs in its own virtualenv (stdlib-only shared driver)."""
