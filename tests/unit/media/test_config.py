@@ -1,0 +1,105 @@
+"""MediaConfig from environment variables, its validation, its documentation table; MediaError."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from workers.media import config as config_module
+from workers.media.config import MediaConfig, ModalityLimits, parse_size
+from workers.media.errors import MediaError
+
+
+def test_defaults_without_environment() -> None:
+    config = MediaConfig.from_env({})
+    assert config == MediaConfig()
+    assert config.schemes == ("http", "https", "data")
+    assert not config.file_enabled
+    assert config.limits("image").max_bytes == 20 * 1024 * 1024
+    assert config.limits("video").read_timeout_s == 60.0
+
+
+def test_every_variable_is_read() -> None:
+    env = {
+        "MEDIA_SCHEMES": "https, data",
+        "MEDIA_FILE_ROOTS": "/srv/media,/tmp",
+        "MEDIA_ALLOW_HOSTS": "10.0.0.0/8, minio.internal",
+        "MEDIA_MAX_REDIRECTS": "0",
+        "MEDIA_IMAGE_MAX_BYTES": "5MiB",
+        "MEDIA_AUDIO_READ_TIMEOUT_S": "2.5",
+        "MEDIA_VIDEO_TOTAL_TIMEOUT_S": "9",
+        "MEDIA_VIDEO_FPS": "1",
+        "MEDIA_CACHE_BYTES": "0",
+        "MEDIA_USER_AGENT": "bot/1",
+    }
+    config = MediaConfig.from_env(env)
+    assert config.schemes == ("https", "data")
+    assert config.file_roots == ("/srv/media", "/tmp")
+    assert config.allow_hosts == ("10.0.0.0/8", "minio.internal")
+    assert config.max_redirects == 0
+    assert config.image.max_bytes == 5 * 1024 * 1024
+    assert config.image.read_timeout_s == 10.0  # untouched fields of a modality keep their defaults
+    assert config.audio.read_timeout_s == 2.5
+    assert config.video.total_timeout_s == 9.0
+    assert config.video_fps == 1.0
+    assert config.cache_bytes == 0
+    assert config.user_agent == "bot/1"
+
+
+def test_overrides_win_over_environment() -> None:
+    assert MediaConfig.from_env({"MEDIA_MAX_PIXELS": "100"}, max_pixels=200).max_pixels == 200
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MEDIA_SCHEMES", "http,ftp"),
+        ("MEDIA_SCHEMES", "file"),
+        ("MEDIA_FILE_ROOTS", "relative/dir"),
+        ("MEDIA_ALLOW_HOSTS", "bad host!"),
+        ("MEDIA_MAX_REDIRECTS", "-1"),
+        ("MEDIA_IMAGE_MAX_BYTES", "lots"),
+        ("MEDIA_VIDEO_READ_TIMEOUT_S", "0"),
+        ("MEDIA_VIDEO_FPS", "nan"),
+        ("MEDIA_CACHE_BYTES", "-5"),
+    ],
+)
+def test_bad_values_are_refused_with_the_variable_named(name: str, value: str) -> None:
+    with pytest.raises(ValueError):
+        MediaConfig.from_env({name: value})
+
+
+def test_error_message_names_the_variable() -> None:
+    with pytest.raises(ValueError, match="MEDIA_IMAGE_MAX_BYTES"):
+        MediaConfig.from_env({"MEDIA_IMAGE_MAX_BYTES": "lots"})
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("1024", 1024), ("20MiB", 20 << 20), ("5M", 5_000_000), ("64kib", 65536), ("1G", 10**9), ("7 b", 7)],
+)
+def test_parse_size(text: str, size: int) -> None:
+    assert parse_size(text) == size
+
+
+def test_docstring_table_lists_every_variable() -> None:
+    doc = config_module.__doc__ or ""
+    names = MediaConfig.env_names()
+    assert len(names) == len(set(names)) == 30
+    for name in names:
+        assert f"| `{name}` |" in doc, name
+
+
+def test_modality_limits_validation() -> None:
+    with pytest.raises(ValueError):
+        ModalityLimits(0, 1.0, 1.0, 1.0)
+
+
+def test_media_error_carries_status_and_survives_pickle() -> None:
+    error = MediaError(413, "too big", "media_too_large")
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.status, copy.message, copy.code, str(copy)) == (413, "too big", "media_too_large", "too big")
+    assert MediaError.from_dict(error.to_dict()).to_dict() == error.to_dict()
+    with pytest.raises(ValueError):
+        MediaError(500, "no", "internal")
