@@ -12,6 +12,8 @@ is lost and the client gets an error instead of waiting forever.
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
@@ -59,8 +61,10 @@ class TokenStream:
         *,
         silence_s: float,
         gap_s: float,
+        deadline: float = math.inf,
     ) -> None:
         self.request_id = request_id
+        self.deadline = deadline  # unix seconds: past it the stream ends with a 504 error
         self.location: ProgressEvent | None = None  # where the job last was; set by the front door first
         self._subscriber = subscriber
         self._client = client
@@ -83,9 +87,18 @@ class TokenStream:
         gap_deadline = 0.0
         while True:
             timeout = gap_deadline - loop.time() if early else self._silence_s
+            left = self.deadline - time.time()
             try:
-                raw = await asyncio.wait_for(self._inbox.get(), max(timeout, 0.0))
+                raw = await asyncio.wait_for(self._inbox.get(), max(min(timeout, left), 0.0))
             except TimeoutError:
+                if time.time() >= self.deadline:
+                    yield ErrorEvent(
+                        message="the request did not finish before its deadline",
+                        status=504,
+                        type="timeout_error",
+                        code="deadline_exceeded",
+                    )
+                    return
                 if early:
                     yield _stream_error(f"token events {expected}..{min(early) - 1} never arrived")
                     return

@@ -7,19 +7,23 @@ import redis.asyncio as aioredis
 from queues.config import RuntimeConfig
 
 
-def connect(config: RuntimeConfig, *, blocking_ms: int = 0) -> aioredis.Redis:
+def connect(config: RuntimeConfig, *, blocking_ms: int = 0, max_connections: int = 64) -> aioredis.Redis:
     """A client whose every call fails within the configured timeout once Redis is unreachable.
 
     `blocking_ms` widens the read timeout for a client that issues blocking reads (XREADGROUP BLOCK).
+    Callers beyond `max_connections` wait (up to the timeout) for a free connection instead of
+    failing: a burst of requests queues here rather than being refused.
     """
-    return aioredis.Redis.from_url(
+    pool = aioredis.BlockingConnectionPool.from_url(
         config.redis_url,
         socket_connect_timeout=config.redis_timeout_s,
         socket_timeout=config.redis_timeout_s + blocking_ms / 1000,
         socket_keepalive=True,
         health_check_interval=30,
-        max_connections=256,
+        max_connections=max_connections,
+        timeout=config.redis_timeout_s,
     )
+    return aioredis.Redis(connection_pool=pool)
 
 
 class UnsafeRedis(RuntimeError):

@@ -12,6 +12,8 @@ from typing import Literal
 import msgspec
 
 from queues.errors import UnreadableMessage
+from queues.transfer.ref import TensorRef
+from workers.engine.types import DecodeState, EncodedMeta
 
 Modality = Literal["image", "video", "audio"]
 
@@ -59,6 +61,27 @@ class Request(msgspec.Struct, frozen=True, kw_only=True):
     created: float  # unix seconds when the front door accepted it
 
 
+class Encoded(msgspec.Struct, frozen=True, kw_only=True):
+    """What encode produced: one embedding per media item, all in one transfer, in prompt order."""
+
+    tensors: TensorRef
+    items: list[EncodedMeta]
+
+
+class Prefilled(msgspec.Struct, frozen=True, kw_only=True):
+    """What prefill produced: the KV cache (one transfer) and the state decode continues from."""
+
+    tensors: TensorRef
+    state: DecodeState
+
+
+# What a re-run from a stage drops: the outputs of that stage and of every later one.
+_DROPPED_BY_RERUN: dict[str, dict[str, None]] = {
+    "encode": {"encoded": None, "prefilled": None},
+    "prefill": {"prefilled": None},
+}
+
+
 class Job(msgspec.Struct, kw_only=True):
     """One stream entry: a request at one stage, with what earlier stages produced for it."""
 
@@ -69,6 +92,8 @@ class Job(msgspec.Struct, kw_only=True):
     last_error: str = ""
     enqueued_at: float = 0.0  # unix seconds when this entry was added (queue-wait metric)
     timings: dict[str, float] = {}  # seconds spent per stage step, accumulated along the route
+    encoded: Encoded | None = None
+    prefilled: Prefilled | None = None
 
     def next_stage(self) -> str | None:
         route = self.request.route
@@ -77,7 +102,8 @@ class Job(msgspec.Struct, kw_only=True):
 
     def without_outputs_from(self, stage: str) -> Job:
         """A copy to re-run from `stage`: what that stage and later ones produced is dropped."""
-        return msgspec.structs.replace(self, stage=stage, attempt=0)
+        dropped = _DROPPED_BY_RERUN.get(stage, {})
+        return msgspec.structs.replace(self, stage=stage, attempt=0, **dropped)
 
 
 class Usage(msgspec.Struct, frozen=True):

@@ -67,9 +67,9 @@ class Subscriber:
     async def subscribe(self, channel: str, callback: Callback) -> None:
         """Deliver every message of `channel` to `callback`; returns once Redis confirmed."""
         name = channel.encode()
-        self._callbacks[name] = callback
         if not self._connected.is_set():
             raise ConnectionError("pub/sub connection to Redis is down")
+        self._callbacks[name] = callback
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._confirmations.setdefault(name, []).append(future)
         try:
@@ -108,6 +108,8 @@ class Subscriber:
                 await self._read_loop()
             except _DISCONNECTS as exc:
                 log.warning("pub/sub connection lost: %s", exc)
+            except Exception:  # never leave the process without its subscriptions
+                log.exception("pub/sub reader failed; reconnecting")
             finally:
                 pinger.cancel()
                 self._connected.clear()
@@ -119,7 +121,7 @@ class Subscriber:
                 try:
                     await self._connect()
                 except (*_DISCONNECTS, TimeoutError) as exc:
-                    backoff = min(backoff * 2, 2.0)
+                    backoff = min(backoff * 2, 1.0)
                     log.debug("pub/sub reconnect failed: %s", exc)
                     continue
                 backoff = 0.1

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -17,16 +16,11 @@ from contextlib import AbstractAsyncContextManager
 import uvloop
 
 from queues.config import RuntimeConfig, from_env
+from queues.logs import setup_logging
+from queues.metrics import PrometheusHooks, serve_metrics
 from queues.runtime import Handler, Hooks, StageWorker
 
 HandlerFactory = Callable[[RuntimeConfig], AbstractAsyncContextManager[Handler]]
-
-
-def setup_logging() -> None:
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
-    )
 
 
 async def serve(
@@ -50,4 +44,8 @@ def run_worker(
 ) -> None:
     setup_logging()
     config = from_env(RuntimeConfig)
+    port = serve_metrics()
+    if port is not None:
+        logging.getLogger(__name__).info("metrics on port %d", port)
+    hooks = hooks or PrometheusHooks()
     uvloop.run(serve(stage, make_handler, config, concurrency=concurrency, hooks=hooks))

@@ -39,6 +39,7 @@ from queues.connection import check_server, connect
 from queues.errors import FatalError, Rerun, UnreadableMessage
 from queues.heartbeat import Heartbeat
 from queues.keys import Keys
+from queues.logs import request_id
 from queues.messages import ErrorEvent, Event, Job, TokenEvent, decode_job, encode_event, encode_job
 from queues.pubsub import Subscriber
 from queues.scripts import Call, renew_script, settle_script
@@ -321,6 +322,7 @@ class StageWorker:
         self._in_flight[entry.id] = InFlight(entry, task)
 
     async def _run_job(self, entry: Entry) -> None:
+        request_id.set(entry.request_id)  # this task's log lines name the request
         began = time.monotonic()
         outcome = "lost"
         try:

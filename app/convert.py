@@ -1,0 +1,125 @@
+"""Turn an OpenAI chat request into what the stages need: chat-template messages with one
+placeholder per media item, and the media references, validated before anything is enqueued."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from app.errors import APIError
+from app.settings import AppSettings
+from app.types import (
+    UNSUPPORTED_FIELDS,
+    AudioPart,
+    ChatCompletionRequest,
+    ImagePart,
+    InputAudioPart,
+    TextPart,
+    VideoPart,
+)
+from queues.messages import MediaRef
+from workers.media.config import MediaConfig
+from workers.media.errors import MediaError
+from workers.media.validate import validate_media_ref
+
+# input_audio formats OpenAI accepts, and the media type of the data URL each becomes
+AUDIO_FORMATS = {
+    "wav": "audio/wav",
+    "mp3": "audio/mpeg",
+    "flac": "audio/flac",
+    "ogg": "audio/ogg",
+    "m4a": "audio/mp4",
+}
+
+
+@dataclass
+class Converted:
+    messages: list[dict[str, Any]]  # Hugging Face chat-template form
+    media: list[MediaRef]  # in placeholder order
+
+
+def check_fields(body: ChatCompletionRequest) -> None:
+    for name in UNSUPPORTED_FIELDS:
+        if getattr(body, name) is not None:
+            raise APIError(
+                400, f"`{name}` is not supported by this server", param=name, code="unsupported_field"
+            )
+    if body.n not in (None, 1):
+        raise APIError(400, "`n` greater than 1 is not supported; send several requests", param="n")
+    if not body.messages:
+        raise APIError(400, "`messages` must hold at least one message", param="messages")
+
+
+def convert(
+    body: ChatCompletionRequest, settings: AppSettings, media_config: MediaConfig, modalities: frozenset[str]
+) -> Converted:
+    check_fields(body)
+    messages: list[dict[str, Any]] = []
+    media: list[MediaRef] = []
+    for index, message in enumerate(body.messages):
+        where = f"messages[{index}]"
+        role = "system" if message.role == "developer" else message.role
+        if message.content is None or isinstance(message.content, str):
+            messages.append({"role": role, "content": message.content or ""})
+            continue
+        parts: list[dict[str, Any]] = []
+        for n, part in enumerate(message.content):
+            if isinstance(part, TextPart):
+                parts.append({"type": "text", "text": part.text})
+                continue
+            param = f"{where}.content[{n}]"
+            ref = _media_ref(part, param)
+            if role != "user":
+                raise APIError(400, f"{where}: media is only accepted in user messages", param=where)
+            if ref.modality not in modalities:
+                supported = ", ".join(sorted(modalities)) or "text only"
+                raise APIError(
+                    400,
+                    f"this model does not accept {ref.modality} input (it takes: {supported})",
+                    param=param,
+                    code="unsupported_modality",
+                )
+            try:
+                validate_media_ref(ref, media_config)
+            except MediaError as exc:
+                raise APIError(exc.status, exc.message, param=param, code=exc.code) from None
+            parts.append({"type": ref.modality})
+            media.append(ref)
+        messages.append({"role": role, "content": parts})
+    _check_counts(media, settings)
+    return Converted(messages=messages, media=media)
+
+
+def _media_ref(part: ImagePart | VideoPart | AudioPart | InputAudioPart, where: str) -> MediaRef:
+    if isinstance(part, ImagePart):
+        return MediaRef(modality="image", url=part.image_url.url, detail=part.image_url.detail)
+    if isinstance(part, VideoPart):
+        video = part.video_url
+        return MediaRef(modality="video", url=video.url, fps=video.fps, num_frames=video.num_frames)
+    if isinstance(part, AudioPart):
+        return MediaRef(modality="audio", url=part.audio_url.url)
+    media_type = AUDIO_FORMATS.get(part.input_audio.format.lower())
+    if media_type is None:
+        raise APIError(
+            400,
+            f"input_audio format {part.input_audio.format!r} is not one of {', '.join(AUDIO_FORMATS)}",
+            param=f"{where}.input_audio.format",
+        )
+    return MediaRef(modality="audio", url=f"data:{media_type};base64,{part.input_audio.data}")
+
+
+def _check_counts(media: list[MediaRef], settings: AppSettings) -> None:
+    limits = {
+        "image": settings.max_images_per_request,
+        "video": settings.max_videos_per_request,
+        "audio": settings.max_audios_per_request,
+    }
+    for modality, limit in limits.items():
+        count = sum(1 for ref in media if ref.modality == modality)
+        if count > limit:
+            raise APIError(
+                400,
+                f"the request holds {count} {modality} items; at most {limit} are accepted",
+                param="messages",
+                code="too_many_media_items",
+            )

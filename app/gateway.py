@@ -1,0 +1,149 @@
+"""The front door's side of the queues: submit a request, relay its events, cancel it.
+
+`submit()` subscribes to the request's token channel *before* enqueueing its job (pub/sub keeps
+nothing for a late subscriber), then yields the request's events in order. If the caller stops
+early (client disconnect, deadline), the request is cancelled in every stage that holds it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from app.errors import APIError
+from queues.cancel import cancel_request
+from queues.channel import Output, TokenStream
+from queues.config import RuntimeConfig
+from queues.connection import check_server, connect
+from queues.errors import BacklogFull
+from queues.heartbeat import live_consumers
+from queues.keys import Keys
+from queues.messages import ErrorEvent, Job, ProgressEvent, Request
+from queues.producer import Producer
+from queues.pubsub import Subscriber
+
+log = logging.getLogger(__name__)
+
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError, TimeoutError)
+
+
+class Gateway:
+    def __init__(self, config: RuntimeConfig, retry_after_s: int = 1) -> None:
+        self.config = config
+        self.keys = Keys(config.key_prefix)
+        self.redis = connect(config)
+        self.subscriber = Subscriber(self.redis, timeout_s=config.redis_timeout_s)
+        self.producer = Producer(self.redis, self.keys, config.backlog_limit)
+        self.retry_after_s = retry_after_s
+
+    async def start(self) -> None:
+        await check_server(self.redis)
+        await self.subscriber.start()
+
+    async def close(self) -> None:
+        await self.subscriber.close()
+        await self.redis.aclose()
+
+    def _unavailable(self, exc: BaseException) -> APIError:
+        log.warning("Redis unavailable: %s", exc)
+        return APIError(
+            503,
+            "the job queue is unavailable; retry shortly",
+            code="queue_unavailable",
+            retry_after=self.retry_after_s,
+        )
+
+    async def accept(self, request: Request) -> Submission:
+        """Subscribe to the request's channel, then enqueue its first job. Raises APIError 429 when the
+        backlog is full and 503 when Redis is unreachable; nothing is accepted in either case."""
+        stream = TokenStream(
+            self.subscriber,
+            self.redis,
+            self.keys,
+            request.id,
+            silence_s=self.config.silence_s,
+            gap_s=self.config.gap_s,
+            deadline=request.deadline,
+        )
+        try:
+            await stream.__aenter__()
+        except _UNAVAILABLE as exc:
+            raise self._unavailable(exc) from None
+        job = Job(request=request, stage=request.route[0])
+        try:
+            entry_id = await self.producer.enqueue(job)
+        except BaseException as exc:
+            with contextlib.suppress(*_UNAVAILABLE, RedisError):
+                await stream.__aexit__(None, None, None)
+            if isinstance(exc, BacklogFull):
+                raise APIError(
+                    429,
+                    f"the server is at capacity ({exc.limit} jobs waiting at {job.stage}); retry shortly",
+                    code="backlog_full",
+                    retry_after=self.retry_after_s,
+                ) from None
+            if isinstance(exc, (*_UNAVAILABLE, RedisError)):
+                raise self._unavailable(exc) from None
+            raise
+        where = self.keys.stream(job.stage)
+        stream.location = ProgressEvent(stage=job.stage, stream=where, entry_id=entry_id)
+        return Submission(self, stream)
+
+    async def ready(self, stages: list[str]) -> dict[str, object]:
+        """Redis reachable, and every stage of the mode has at least one live worker."""
+        report: dict[str, object] = {}
+        try:
+            await self.redis.ping()
+        except _UNAVAILABLE as exc:
+            return {"redis": f"unreachable: {exc}"}
+        # the token channel too: without it no request can be accepted
+        report["redis"] = "ok" if self.subscriber.connected else "pub/sub connection down"
+        for stage in stages:
+            report[stage] = len(await live_consumers(self.redis, self.keys, stage))
+        return report
+
+    async def backlog(self, stages: list[str]) -> dict[str, tuple[int, int]]:
+        """Per stage: (entries in the stream, entries being worked on)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for stage in stages:
+            pipe.xlen(self.keys.stream(stage))
+            pipe.xpending(self.keys.stream(stage), self.keys.group(stage))
+        replies = await pipe.execute(raise_on_error=False)
+        result: dict[str, tuple[int, int]] = {}
+        for i, stage in enumerate(stages):
+            length, pending = replies[2 * i], replies[2 * i + 1]
+            waiting = int(length) if isinstance(length, int) else 0
+            working = int(pending["pending"]) if isinstance(pending, dict) else 0
+            result[stage] = (waiting, working)
+        return result
+
+
+class Submission:
+    """An accepted request: its events, in order, until the final one; `close()` always.
+
+    Closing before the final event (client gone, deadline passed) cancels the request in every
+    stage that holds it."""
+
+    def __init__(self, gateway: Gateway, stream: TokenStream) -> None:
+        self._gateway = gateway
+        self._stream = stream
+        self._finished = False
+
+    async def events(self) -> AsyncIterator[Output]:
+        async for event in self._stream.events():
+            if isinstance(event, ErrorEvent) or event.finish_reason is not None:
+                self._finished = True
+            yield event
+
+    async def close(self) -> None:
+        gateway = self._gateway
+        with contextlib.suppress(*_UNAVAILABLE, RedisError):
+            await self._stream.__aexit__(None, None, None)
+            if not self._finished:
+                request_id = self._stream.request_id
+                await cancel_request(gateway.redis, gateway.keys, request_id, gateway.config.cancel_ttl_s)

@@ -1,0 +1,271 @@
+"""The HTTP front door: routes, authentication, body limits, and the request path.
+
+POST /v1/chat/completions renders the chat template, tokenizes (one placeholder per media item),
+resolves sampling, subscribes to the request's token channel, enqueues the job on the first stage
+of the mode's route, and relays the events as SSE or one JSON body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import msgspec
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request as HTTPRequest
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.completions import Meta, collect, sse
+from app.convert import convert
+from app.errors import APIError
+from app.gateway import Gateway
+from app.metrics import FrontDoorMetrics
+from app.openapi import build_openapi
+from app.sampling import resolve_sampling
+from app.settings import AppSettings, route, stages
+from app.types import ChatCompletionRequest, ModelCard, ModelList
+from queues.config import RuntimeConfig
+from queues.logs import request_id
+from queues.messages import Request
+from workers.engine.model_info import ModelInfo
+from workers.media.config import MediaConfig
+
+T = TypeVar("T")
+VERSION = "0.1.0"
+_decoder = msgspec.json.Decoder(ChatCompletionRequest)
+
+
+class FrontDoor:
+    """The state behind the routes: settings, the model's tokenizer/template, the queue gateway."""
+
+    def __init__(self, settings: AppSettings, runtime: RuntimeConfig, media: MediaConfig) -> None:
+        self.settings = settings
+        self.media = media
+        self.info = ModelInfo.load(settings.model)
+        self.gateway = Gateway(runtime, settings.retry_after_s)
+        self.metrics = FrontDoorMetrics()
+        self.created = int(time.time())
+        self.max_prompt = settings.max_prompt_tokens or self.info.max_context
+
+    # ---- routes ----------------------------------------------------------------------------
+
+    async def chat(self, http: HTTPRequest) -> Response:
+        try:
+            response = await self._chat(http)
+        except APIError as exc:
+            self.metrics.requests.labels(str(exc.status)).inc()
+            self.metrics.errors.labels(exc.code or exc.type).inc()
+            return exc.response()
+        self.metrics.requests.labels(str(response.status_code)).inc()
+        return response
+
+    async def _chat(self, http: HTTPRequest) -> Response:
+        body = _decode(await _read_body(http, self.settings.max_body_bytes))
+        if body.model is not None and body.model != self.settings.model_id:
+            raise APIError(
+                404,
+                f"the model `{body.model}` does not exist; this server serves `{self.settings.model_id}`",
+                param="model",
+                code="model_not_found",
+            )
+        converted = convert(body, self.settings, self.media, self.info.modalities)
+        try:
+            prompt_ids = self.info.render_prompt(converted.messages)
+        except ValueError as exc:
+            raise APIError(400, f"the messages could not be rendered: {exc}", param="messages") from None
+        if len(prompt_ids) > self.max_prompt:
+            raise APIError(
+                400,
+                f"the prompt has {len(prompt_ids)} tokens; the limit is {self.max_prompt}",
+                param="messages",
+                code="context_length_exceeded",
+            )
+        sampling = resolve_sampling(body, self.info.generation, self.settings)
+        now = time.time()
+        request = Request(
+            id=f"chatcmpl-{uuid.uuid4().hex}",
+            model=self.settings.model_id,
+            prompt_ids=prompt_ids,
+            media=converted.media,
+            sampling=sampling,
+            route=route(self.settings.mode, bool(converted.media)),
+            deadline=now + self.settings.request_timeout_s,
+            created=now,
+        )
+        request_id.set(request.id)
+        meta = Meta(
+            request.id,
+            self.settings.model_id,
+            int(now),
+            self.info.tokenizer,
+            self.metrics,
+            return_token_ids=bool(body.return_token_ids),
+        )
+        submission = await self.gateway.accept(request)
+        self.metrics.in_flight.inc()
+        if body.stream:
+            include_usage = bool(body.stream_options and body.stream_options.include_usage)
+
+            async def stream() -> AsyncIterator[bytes]:
+                try:
+                    async for frame in sse(submission.events(), meta, include_usage):
+                        yield frame
+                finally:
+                    self.metrics.in_flight.dec()
+                    await submission.close()
+
+            headers = {"Cache-Control": "no-cache"}
+            return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+        try:
+            completion = await _unless_disconnected(http, collect(submission.events(), meta))
+        finally:
+            self.metrics.in_flight.dec()
+            await submission.close()
+        return Response(msgspec.json.encode(completion), media_type="application/json")
+
+    async def models(self, http: HTTPRequest) -> Response:
+        cards = ModelList(data=[ModelCard(id=self.settings.model_id, created=self.created)])
+        return Response(msgspec.json.encode(cards), media_type="application/json")
+
+    async def health(self, http: HTTPRequest) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def ready(self, http: HTTPRequest) -> Response:
+        report = await self.gateway.ready(stages(self.settings.mode))
+        ok = report.get("redis") == "ok" and all(
+            isinstance(count, int) and count > 0 for key, count in report.items() if key != "redis"
+        )
+        return JSONResponse({"ready": ok, **report}, status_code=200 if ok else 503)
+
+    async def metrics_text(self, http: HTTPRequest) -> Response:
+        with contextlib.suppress(Exception):  # the metrics page must answer even without Redis
+            backlog = await self.gateway.backlog(stages(self.settings.mode))
+            for stage, (waiting, working) in backlog.items():
+                self.metrics.queue_depth.labels(stage).set(waiting)
+                self.metrics.queue_pending.labels(stage).set(working)
+        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def openapi(self, http: HTTPRequest) -> Response:
+        return JSONResponse(build_openapi("triptych", VERSION))
+
+
+def _decode(raw: bytes) -> ChatCompletionRequest:
+    try:
+        return _decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        param = text.rsplit("- at `", 1)[-1].rstrip("`") if "- at `" in text else None
+        if "unknown field" in text:
+            field = text.split("`")[1]
+            raise APIError(400, f"unknown field `{field}`", param=field, code="unknown_field") from None
+        raise APIError(400, f"invalid request: {text}", param=param, code="invalid_value") from None
+    except msgspec.DecodeError as exc:
+        raise APIError(400, f"the body is not valid JSON: {exc}", code="invalid_json") from None
+    except RecursionError:
+        raise APIError(400, "the body's JSON is nested too deeply", code="invalid_json") from None
+
+
+async def _read_body(http: HTTPRequest, limit: int) -> bytes:
+    declared = http.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise APIError(413, f"the request body is larger than {limit} bytes", code="body_too_large")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in http.stream():
+        size += len(chunk)
+        if size > limit:
+            raise APIError(413, f"the request body is larger than {limit} bytes", code="body_too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _unless_disconnected(http: HTTPRequest, work: Awaitable[T]) -> T:
+    """Run `work`, cancelling it if the client disconnects first (the caller then cancels the job)."""
+    task = asyncio.ensure_future(work)
+
+    async def disconnected() -> None:
+        while True:
+            message = await http.receive()
+            if message["type"] == "http.disconnect":
+                return
+
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            return task.result()
+        task.cancel()
+        raise APIError(499, "the client disconnected", code="client_disconnected")
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+
+
+class AuthMiddleware:
+    """`Authorization: Bearer <key>` on every route but /health, when API keys are configured."""
+
+    def __init__(self, app: ASGIApp, keys: list[str]) -> None:
+        self.app = app
+        self.keys = [key.encode() for key in keys]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.keys or scope["path"] == "/health":
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope["headers"]).get(b"authorization", b"")
+        scheme, _, token = header.partition(b" ")
+        valid = any(hmac.compare_digest(token.strip(), key) for key in self.keys)
+        if scheme.lower() != b"bearer" or not valid:
+            message = "a valid API key is required (Authorization: Bearer <key>)"
+            await APIError(401, message, code="invalid_api_key").response()(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+async def _http_error(http: HTTPRequest, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return APIError(exc.status_code, str(exc.detail)).response()
+
+
+async def _server_error(http: HTTPRequest, exc: Exception) -> Response:
+    return APIError(500, "internal server error", type="server_error").response()
+
+
+def create_app(settings: AppSettings, runtime: RuntimeConfig, media: MediaConfig) -> Starlette:
+    door = FrontDoor(settings, runtime, media)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await door.gateway.start()
+        try:
+            yield
+        finally:
+            await door.gateway.close()
+
+    routes = [
+        Route("/v1/chat/completions", door.chat, methods=["POST"]),
+        Route("/v1/models", door.models, methods=["GET"]),
+        Route("/health", door.health, methods=["GET"]),
+        Route("/ready", door.ready, methods=["GET"]),
+        Route("/metrics", door.metrics_text, methods=["GET"]),
+        Route("/openapi.json", door.openapi, methods=["GET"]),
+    ]
+    handlers: dict[Any, Callable[[HTTPRequest, Exception], Awaitable[Response]]] = {
+        HTTPException: _http_error,
+        Exception: _server_error,
+    }
+    middleware = [Middleware(AuthMiddleware, keys=settings.api_keys)] if settings.api_keys else []
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers, middleware=middleware)
+    app.state.door = door
+    return app

@@ -1,0 +1,51 @@
+"""The front door's settings, read from environment variables (see the README's table)."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+import msgspec
+
+from queues.config import env_names
+
+Mode = Literal["agg", "e-pd", "e-p-d"]
+
+# The stages each mode runs, for requests with media and for text-only ones (which skip encode).
+ROUTES: dict[str, tuple[list[str], list[str]]] = {
+    "agg": (["agg"], ["agg"]),
+    "e-pd": (["encode", "pd"], ["pd"]),
+    "e-p-d": (["encode", "prefill", "decode"], ["prefill", "decode"]),
+}
+
+
+def route(mode: str, has_media: bool) -> list[str]:
+    with_media, text_only = ROUTES[mode]
+    return list(with_media if has_media else text_only)
+
+
+def stages(mode: str) -> list[str]:
+    """Every stage a mode runs (the ones /ready checks)."""
+    return list(ROUTES[mode][0])
+
+
+class AppSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_names("")):
+    model: str  # checkpoint directory (Hugging Face layout)
+    served_model_name: str = ""  # model id in the API; default: the directory's name
+    mode: Mode = "e-p-d"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_keys: list[str] = []  # when set, every route but /health needs `Authorization: Bearer <key>`
+    max_body_bytes: int = 64 * 1024 * 1024
+    max_images_per_request: int = 16
+    max_videos_per_request: int = 2
+    max_audios_per_request: int = 4
+    max_prompt_tokens: int = 0  # 0: the model's context length
+    max_tokens_limit: int = 4096  # largest max_tokens a request may ask for
+    default_max_tokens: int = 256  # when the request gives none (nor does generation_config.json)
+    request_timeout_s: float = 300.0  # deadline of every request, from acceptance
+    retry_after_s: int = 1  # Retry-After of a 429 / 503
+
+    @property
+    def model_id(self) -> str:
+        return self.served_model_name or os.path.basename(os.path.normpath(self.model))

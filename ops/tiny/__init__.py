@@ -1,0 +1,1 @@
+"""Pieces of the offline tiny-model builder: corpus, tokenizers, chat templates, one module per family."""

@@ -1,0 +1,51 @@
+"""Logging for every process: plain text by default, one JSON object per line with LOG_FORMAT=json.
+
+The runtime sets `request_id` (a context variable) while it runs a job, so every log line a stage
+writes about a request carries that request's id, in every process it passes through.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import os
+import time
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        entry = {
+            "time": f"{stamp}.{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "pid": record.process,
+            "message": record.getMessage(),
+        }
+        if getattr(record, "request_id", ""):
+            entry["request_id"] = record.request_id  # type: ignore[attr-defined]
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def setup_logging() -> None:
+    handler = logging.StreamHandler()
+    handler.addFilter(_RequestIdFilter())
+    if os.environ.get("LOG_FORMAT", "text").lower() == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        fmt = "%(asctime)s %(levelname)s %(name)s [%(process)d] %(request_id)s %(message)s"
+        handler.setFormatter(logging.Formatter(fmt))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())

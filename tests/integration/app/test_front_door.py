@@ -1,0 +1,204 @@
+"""The front door in process against a real Redis: limits, authentication, error shapes, backpressure.
+Requests that pass validation are enqueued for real; no worker runs, so none of them completes."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from starlette.applications import Starlette
+
+from app.server import create_app
+from app.settings import AppSettings
+from ops.redis import RedisServer
+from queues.config import RuntimeConfig
+from queues.heartbeat import Heartbeat
+from queues.keys import Keys
+from tests.models import tiny_model_dir
+from workers.media import synth
+from workers.media.config import MediaConfig
+
+KEY = "sk-test-123"
+
+
+def make_app(redis_url: str, **settings: Any) -> Starlette:
+    runtime = RuntimeConfig(
+        redis_url=redis_url, redis_timeout_s=1.0, backlog_limit=settings.pop("backlog", 10_000)
+    )
+    app_settings = AppSettings(model=str(tiny_model_dir("qwen2-vl")), mode="agg", **settings)
+    return create_app(app_settings, runtime, MediaConfig.from_env())
+
+
+@pytest.fixture
+async def client(redis: aioredis.Redis, redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    app = make_app(redis_url, max_body_bytes=200_000, max_images_per_request=2)
+    door = app.state.door
+    await door.gateway.start()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+        yield http
+    await door.gateway.close()
+
+
+def user(content: Any, **fields: Any) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": content}], **fields}
+
+
+def image_part(seed: int = 0) -> dict[str, Any]:
+    body = base64.b64encode(synth.image_bytes("PNG", 32, 32, seed=seed)).decode()
+    return {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{body}"}}
+
+
+def assert_error(response: httpx.Response, status: int, *words: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    for word in words:
+        assert word in error["message"], error
+    return dict(error)
+
+
+async def test_body_over_the_limit_is_413(client: httpx.AsyncClient) -> None:
+    big = user("x" * 300_000)
+    assert_error(await client.post("/v1/chat/completions", json=big), 413, "larger than 200000 bytes")
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the cap applies while reading
+        for _ in range(30):
+            yield b" " * 10_000
+
+    response = await client.post("/v1/chat/completions", content=chunks())
+    assert_error(response, 413)
+
+
+async def test_deeply_nested_json_is_400(client: httpx.AsyncClient) -> None:
+    body = (
+        b'{"messages":[{"role":"user","content":"x"}],"tools":[{"a":' + b"[" * 50_000 + b"]" * 50_000 + b"}]}"
+    )
+    response = await client.post("/v1/chat/completions", content=body)
+    assert_error(response, 400, "nested too deeply")
+
+
+async def test_too_many_media_items_is_400(client: httpx.AsyncClient) -> None:
+    body = user([image_part(1), image_part(2), image_part(3), {"type": "text", "text": "?"}])
+    error = assert_error(
+        await client.post("/v1/chat/completions", json=body), 400, "3 image items", "at most 2"
+    )
+    assert error["code"] == "too_many_media_items"
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"max_tokens": 10**9}, "max_tokens"),
+        ({"max_completion_tokens": 0}, "max_completion_tokens"),
+        ({"temperature": 7}, "temperature"),
+        ({"top_p": 0}, "top_p"),
+        ({"logprobs": False, "top_logprobs": 3}, "top_logprobs"),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
+        ({"seed": 2**70}, "seed"),
+        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"logit_bias": {"1": 2}}, "logit_bias"),
+    ],
+)
+async def test_bad_fields_name_themselves(
+    client: httpx.AsyncClient, fields: dict[str, Any], param: str
+) -> None:
+    error = assert_error(await client.post("/v1/chat/completions", json=user("hi", **fields)), 400)
+    assert error["param"] == param or param in error["message"], error
+
+
+async def test_wrong_types_are_400_with_the_path(client: httpx.AsyncClient) -> None:
+    error = assert_error(await client.post("/v1/chat/completions", json=user("hi", temperature="hot")), 400)
+    assert "temperature" in error["message"]
+
+
+async def test_unknown_model_is_404(client: httpx.AsyncClient) -> None:
+    error = assert_error(
+        await client.post("/v1/chat/completions", json=user("hi", model="gpt-9")), 404, "gpt-9"
+    )
+    assert error["code"] == "model_not_found"
+
+
+async def test_private_address_is_refused_before_enqueue(
+    client: httpx.AsyncClient, redis: aioredis.Redis
+) -> None:
+    for url in ("http://127.0.0.1/x.png", "http://169.254.169.254/latest/meta-data", "http://10.0.0.1/a.png"):
+        body = user([{"type": "image_url", "image_url": {"url": url}}])
+        response = await client.post("/v1/chat/completions", json=body)
+        assert 400 <= response.status_code < 500, response.text
+    assert await redis.xlen(Keys().stream("agg")) == 0
+
+
+async def test_models_and_openapi(client: httpx.AsyncClient) -> None:
+    models = (await client.get("/v1/models")).json()
+    assert [m["id"] for m in models["data"]] == [tiny_model_dir("qwen2-vl").name]
+    spec = (await client.get("/openapi.json")).json()
+    assert spec["openapi"].startswith("3.1")
+    assert "/v1/chat/completions" in spec["paths"]
+    json.dumps(spec)
+
+
+async def test_ready_needs_a_live_worker_per_stage(client: httpx.AsyncClient, redis: aioredis.Redis) -> None:
+    response = await client.get("/ready")
+    assert response.status_code == 503 and response.json()["agg"] == 0
+    heartbeat = Heartbeat(redis, Keys(), "agg", interval_s=5)
+    heartbeat.consumer = "agg.1"
+    await heartbeat.beat(0, 4)
+    response = await client.get("/ready")
+    assert response.status_code == 200 and response.json() == {"ready": True, "redis": "ok", "agg": 1}
+
+
+async def test_backlog_limit_answers_429_with_retry_after(redis: aioredis.Redis, redis_url: str) -> None:
+    app = make_app(redis_url, backlog=2)
+    await app.state.door.gateway.start()
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            for _ in range(2):
+                await redis.xadd(Keys().stream("agg"), {"v": "1"})
+            response = await http.post("/v1/chat/completions", json=user("hi"))
+            assert_error(response, 429, "capacity")
+            assert response.headers["retry-after"] == "1"
+    finally:
+        await app.state.door.gateway.close()
+
+
+async def test_api_keys_guard_every_route_but_health(redis_url: str) -> None:
+    app = make_app(redis_url, api_keys=[KEY])
+    await app.state.door.gateway.start()
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            assert (await http.get("/health")).status_code == 200
+            for method, path in [
+                ("GET", "/v1/models"),
+                ("GET", "/ready"),
+                ("GET", "/metrics"),
+                ("GET", "/openapi.json"),
+                ("POST", "/v1/chat/completions"),
+                ("GET", "/nowhere"),
+            ]:
+                for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}):
+                    response = await http.request(method, path, headers=headers, json=user("hi"))
+                    assert_error(response, 401, "API key")
+            good = {"Authorization": f"Bearer {KEY}"}
+            assert (await http.get("/v1/models", headers=good)).status_code == 200
+    finally:
+        await app.state.door.gateway.close()
+
+
+async def test_redis_down_answers_503_within_the_timeout() -> None:
+    server = RedisServer().start()
+    app = make_app(server.url)
+    await app.state.door.gateway.start()
+    try:
+        server.kill()
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            response = await http.post("/v1/chat/completions", json=user("hi"))
+        assert_error(response, 503, "unavailable")
+        assert "retry-after" in response.headers
+    finally:
+        await app.state.door.gateway.close()
+        server.stop()

@@ -1,0 +1,1 @@
+"""Engine tests: tiny real models, HF `generate` as the oracle."""

@@ -1,0 +1,60 @@
+"""The adapter interface one model family implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import torch
+
+from workers.engine.base import EncodedItem
+from workers.engine.types import EncodedMeta, Modality
+from workers.media.types import LoadedMedia
+
+
+class Family(ABC):
+    """Class attributes and `placeholder_ids` are light (config only); an instance wraps a loaded
+    model and processor and does the family-specific torch work."""
+
+    name: ClassVar[str]
+    model_types: ClassVar[tuple[str, ...]]
+    modalities: ClassVar[tuple[Modality, ...]]
+
+    def __init__(self, model: Any, processor: Any, device: torch.device, dtype: torch.dtype) -> None:
+        self.model = model
+        self.processor = processor
+        self.device = device
+        self.dtype = dtype
+
+    @classmethod
+    @abstractmethod
+    def placeholder_ids(cls, config: Any) -> dict[Modality, int]:
+        """The token id each media item's single placeholder uses (also the id it expands into)."""
+
+    @abstractmethod
+    def encode(self, items: list[LoadedMedia]) -> list[EncodedItem]:
+        """Embeddings `(num_tokens, hidden)` of each item, in order, in one batch per modality."""
+
+    def prefill_positions(
+        self, input_ids: torch.Tensor, metas: list[EncodedMeta]
+    ) -> tuple[torch.Tensor, int]:
+        """Position ids for the expanded prompt `(tokens,)`, shaped for the model, and the rope delta."""
+        return torch.arange(input_ids.shape[0], device=self.device)[None, :], 0
+
+    def decode_positions(self, positions: torch.Tensor) -> torch.Tensor:
+        """Position ids for one decode step from each row's position `(rows,)`."""
+        return positions[:, None]
+
+
+def describe(embedding: torch.Tensor, modality: Modality, content_hash: str, **extra: Any) -> EncodedItem:
+    """Pair an item's embedding with its metadata (token count, dtype, shape and family extras)."""
+    embedding = embedding.contiguous()
+    meta = EncodedMeta(
+        modality=modality,
+        num_tokens=embedding.shape[0],
+        content_hash=content_hash,
+        dtype=str(embedding.dtype).removeprefix("torch."),
+        shape=list(embedding.shape),
+        **extra,
+    )
+    return embedding, meta

@@ -1,0 +1,96 @@
+"""One generating sequence on the decode side: its sampler, its text stream, and when it ends."""
+
+from __future__ import annotations
+
+import torch
+
+from queues.messages import SamplingParams
+from workers.engine.detokenizer import Decoder, IncrementalDetokenizer
+from workers.engine.sampling import Sampler, logprobs_of, restore_generator, stop_ids_for
+from workers.engine.stops import StopStringFilter
+from workers.engine.types import DecodeState, FinishReason, TokenOutput
+
+
+class Sequence:
+    """Turns chosen token ids into `TokenOutput`s: detokenizes, applies stop ids / stop strings /
+    length limits, and counts usage. Not thread-safe; owned by one thread at a time."""
+
+    def __init__(
+        self,
+        request_id: str,
+        state: DecodeState,
+        sampling: SamplingParams,
+        eos_ids: frozenset[int],
+        tokenizer: Decoder,
+        max_context: int,
+        device: torch.device,
+    ) -> None:
+        self.request_id = request_id
+        self.state = state
+        self.sampling = sampling
+        self.stop_ids = stop_ids_for(sampling, eos_ids)
+        generator = None if sampling.temperature == 0 else restore_generator(state.generator_state, device)
+        self.sampler = Sampler(sampling, self.stop_ids, state.penalty_prompt_ids, generator)
+        self.generated: list[int] = []
+        self.finish_reason: FinishReason | None = None
+        self._max_new = max(1, min(sampling.max_tokens, max_context - state.prompt_len))
+        self._detokenizer = IncrementalDetokenizer(tokenizer)
+        self._stops = StopStringFilter(sampling.stop)
+
+    @property
+    def reserved_tokens(self) -> int:
+        """The most KV tokens this sequence can ever hold (its admission budget)."""
+        return self.state.prompt_len + self._max_new
+
+    @property
+    def next_position(self) -> int:
+        """Rotary position of the token fed in the next decode step."""
+        return self.state.next_position + len(self.generated) - 1 + self.state.rope_delta
+
+    def first_output(self) -> TokenOutput:
+        """The token prefill sampled, as the first output."""
+        top = self.state.first_top_logprobs if self.sampling.logprobs else None
+        return self.accept(self.state.first_token, self.state.first_logprob, top)
+
+    def accept_from_logits(self, token: int, logits: torch.Tensor | None) -> TokenOutput:
+        """`logits`: the raw `(vocab,)` row the token was chosen from, needed only for logprobs."""
+        if not self.sampling.logprobs or logits is None:
+            return self.accept(token, None, None)
+        logprob, top = logprobs_of(logits, token, self.sampling.top_logprobs)
+        return self.accept(token, logprob, top)
+
+    def accept(self, token: int, logprob: float | None, top: list[tuple[int, float]] | None) -> TokenOutput:
+        self.generated.append(token)
+        count = len(self.generated)
+        text = ""
+        if token in self.stop_ids:  # the sampler suppresses them until min_tokens
+            self.finish_reason = "stop"
+            text = self._drain()
+        else:
+            delta = self._detokenizer.push(token)
+            text, hit = self._stops.feed(delta) if count >= self.sampling.min_tokens else (delta, False)
+            if hit:
+                self.finish_reason = "stop"
+            elif count >= self._max_new:
+                self.finish_reason = "length"
+                text += self._drain()
+        if not self.sampling.logprobs:
+            logprob, top = None, None
+        return TokenOutput(
+            index=count - 1,
+            token_id=token,
+            text=text,
+            logprob=logprob,
+            top_logprobs=top,
+            finish_reason=self.finish_reason,
+            prompt_tokens=self.state.prompt_len,
+            completion_tokens=count,
+        )
+
+    def _drain(self) -> str:
+        """At the end: what the detokenizer and the stop filter still hold (a stop string may complete)."""
+        text, hit = self._stops.feed(self._detokenizer.flush())
+        if hit:
+            self.finish_reason = "stop"
+            return text
+        return text + self._stops.flush()

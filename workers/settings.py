@@ -1,0 +1,35 @@
+"""Settings of the stage workers, read from environment variables (see the README's table)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from queues.config import env_names, from_env
+
+
+class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_names("")):
+    model: str  # checkpoint directory (Hugging Face layout)
+    engine: Literal["hf", "mock", "sglang"] = "hf"  # hf: transformers (the reference); mock: simulated
+    # timings; sglang: sglang serves agg and pd (workers/engine/sglang, docs/SGLANG.md)
+    device: str = "cpu"  # cpu, cuda, cuda:1 ...
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    worker_concurrency: int = 0  # jobs one worker runs at once; 0: the stage's default
+    max_batch_size: int = 64  # sequences per decode step
+    max_kv_tokens: int = 262_144  # KV positions the decode batch may hold
+    tensor_ttl_s: float = 120.0  # how long a published tensor waits for its reader
+    # mock engine timings (seconds), for infrastructure benchmarks
+    mock_prefill_token_s: float = 0.0
+    mock_decode_step_s: float = 0.0
+    mock_encode_item_s: float = 0.0
+
+    @classmethod
+    def concurrency_from_env(cls, stage: str) -> int:
+        return from_env(cls).concurrency(stage)
+
+    def concurrency(self, stage: str) -> int:
+        if self.worker_concurrency > 0:
+            return self.worker_concurrency
+        # decode-bearing stages hold a job for the whole generation: allow a full batch
+        return {"encode": 16, "prefill": 8}.get(stage, self.max_batch_size)

@@ -1,0 +1,198 @@
+"""The steps the stages are made of: load media, encode, receive embeddings, prefill, generate.
+
+Each stage handler (workers/encode.py, prefill.py, decode.py, pd.py, agg.py) is a few of these in a
+row. The steps turn failures into the runtime's vocabulary: bad media or a prompt that cannot fit
+is a FatalError (the client gets a 4xx), a lost tensor is a Rerun from the stage that produced it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterator
+
+import msgspec
+import torch
+
+from queues.errors import FatalError, Rerun
+from queues.messages import Encoded, Job, MediaRef, Prefilled, TokenEvent, TokenLogprob, TopLogprob, Usage
+from queues.metrics import observe_step
+from queues.runtime import JobContext
+from queues.transfer import TransferError
+from workers.context import WorkerContext
+from workers.engine.base import EncodedItem, PrefillResult, TokenOutput
+from workers.engine.types import DecodeState
+from workers.media.errors import MediaError
+from workers.media.types import LoadedMedia
+
+
+@contextlib.contextmanager
+def timed(stage: str, timings: dict[str, float], name: str) -> Iterator[None]:
+    """Add the block's duration to `timings[name]` (it travels with the job) and to the metrics."""
+    began = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds = time.perf_counter() - began
+        timings[name] = timings.get(name, 0.0) + seconds
+        observe_step(stage, name.removesuffix("_s"), seconds)
+
+
+async def load_media(ctx: WorkerContext, job: Job) -> list[LoadedMedia]:
+    loader = ctx.need_media()
+    try:
+        return list(
+            await asyncio.gather(*(loader.load(ref, audio_rate=ctx.audio_rate) for ref in job.request.media))
+        )
+    except MediaError as exc:
+        raise FatalError(exc.message, status=exc.status, code=exc.code, param="messages") from None
+
+
+async def encode(ctx: WorkerContext, job: Job, timings: dict[str, float]) -> list[EncodedItem]:
+    """Load and encode the job's media; with the encoder-output cache on, an item seen before (same
+    content, same processing options) is not encoded again."""
+    with timed(ctx.stage, timings, "media_s"):
+        media = await load_media(ctx, job)
+    with timed(ctx.stage, timings, "encode_s"):
+        cache = ctx.encoder_cache
+        if not cache.enabled:
+            return await ctx.engine.encode(media)
+
+        async def one(item: LoadedMedia, ref: MediaRef) -> EncodedItem:
+            options = {
+                "model": ctx.settings.model,
+                "dtype": ctx.settings.dtype,
+                "modality": ref.modality,
+                "detail": ref.detail,
+                "fps": ref.fps,
+                "num_frames": ref.num_frames,
+                "audio_rate": ctx.audio_rate,
+            }
+            [encoded] = await cache.get_or_compute(
+                item.content_hash, options, lambda: ctx.engine.encode([item])
+            )
+            return encoded
+
+        # concurrent single-item calls: the engine batches them together
+        return list(
+            await asyncio.gather(
+                *(one(item, ref) for item, ref in zip(media, job.request.media, strict=True))
+            )
+        )
+
+
+async def publish_encoded(ctx: WorkerContext, items: list[EncodedItem]) -> Encoded:
+    ref = await ctx.need_transfer().publish([tensor for tensor, _ in items], ttl=ctx.settings.tensor_ttl_s)
+    return Encoded(tensors=ref, items=[meta for _, meta in items])
+
+
+async def receive_encoded(ctx: WorkerContext, job: Job, timings: dict[str, float]) -> list[EncodedItem]:
+    """The embeddings encode published for this job (none for a text-only request)."""
+    if not job.request.media:
+        return []
+    if job.encoded is None:
+        raise Rerun("encode", "the job carries no embeddings")
+    with timed(ctx.stage, timings, "transfer_s"):
+        try:
+            received = await ctx.need_transfer().fetch(job.encoded.tensors)
+        except TransferError as exc:
+            raise Rerun("encode", f"the embeddings are gone ({exc.reason}: {exc})") from None
+    with received:
+        # copies out of the receive pool, which is released for the next transfer
+        pairs = zip(received.tensors, job.encoded.items, strict=True)
+        return [(tensor.clone(), meta) for tensor, meta in pairs]
+
+
+async def prefill(
+    ctx: WorkerContext, job: Job, items: list[EncodedItem], timings: dict[str, float]
+) -> PrefillResult:
+    request = job.request
+    expanded = len(request.prompt_ids) - len(items) + sum(meta.num_tokens for _, meta in items)
+    limit = ctx.info.max_context
+    if expanded + request.sampling.max_tokens > limit:
+        raise FatalError(
+            f"the prompt has {expanded} tokens (media included) and asks for up to "
+            f"{request.sampling.max_tokens} more; the model's context is {limit} tokens",
+            code="context_length_exceeded",
+            param="messages",
+        )
+    with timed(ctx.stage, timings, "prefill_s"):
+        try:
+            return await ctx.engine.prefill(request.prompt_ids, items, request.sampling)
+        except ValueError as exc:  # the items do not fit the prompt's placeholders
+            raise FatalError(f"the request's media do not fit its prompt: {exc}", status=422) from None
+
+
+async def publish_prefilled(ctx: WorkerContext, result: PrefillResult) -> Prefilled:
+    ref = await ctx.need_transfer().publish(result.kv, ttl=ctx.settings.tensor_ttl_s)
+    return Prefilled(tensors=ref, state=result.state)
+
+
+async def receive_prefilled(
+    ctx: WorkerContext, job: Job, timings: dict[str, float]
+) -> tuple[list[torch.Tensor], DecodeState]:
+    if job.prefilled is None:
+        raise Rerun("prefill", "the job carries no KV cache")
+    with timed(ctx.stage, timings, "transfer_s"):
+        try:
+            received = await ctx.need_transfer().fetch(job.prefilled.tensors)
+        except TransferError as exc:
+            raise Rerun("prefill", f"the KV cache is gone ({exc.reason}: {exc})") from None
+    with received:
+        return [tensor.clone() for tensor in received.tensors], job.prefilled.state
+
+
+def _event(output: TokenOutput, timings: dict[str, float] | None) -> TokenEvent:
+    logprobs = None
+    if output.logprob is not None:
+        top = [TopLogprob(token_id, logprob) for token_id, logprob in output.top_logprobs or []]
+        logprobs = [TokenLogprob(output.token_id, output.logprob, top)]
+    final = output.finish_reason is not None
+    return TokenEvent(
+        seq=output.index,
+        token_ids=[output.token_id],
+        text=output.text,
+        logprobs=logprobs,
+        finish_reason=output.finish_reason,
+        usage=Usage(output.prompt_tokens, output.completion_tokens) if final else None,
+        timings=timings if final else None,
+    )
+
+
+async def generate(
+    ctx: WorkerContext,
+    jctx: JobContext,
+    job: Job,
+    kv: list[torch.Tensor],
+    state: DecodeState,
+    timings: dict[str, float],
+) -> None:
+    """Decode to the end, publishing every token to the client (ClientGone if nobody listens)."""
+    began = time.perf_counter()
+    stream = ctx.engine.generate(job.request.id, kv, state, job.request.sampling)
+    async with contextlib.aclosing(stream):
+        async for output in stream:
+            final_timings = None
+            if output.finish_reason is not None:
+                timings["decode_s"] = time.perf_counter() - began
+                observe_step(ctx.stage, "decode", timings["decode_s"])
+                final_timings = merged_timings(job, ctx.stage, timings)
+            await jctx.emit(_event(output, final_timings))
+
+
+def start_timings(job: Job) -> dict[str, float]:
+    """This stage's timings, starting with how long the job waited in the stream."""
+    return {"queue_s": max(time.time() - job.enqueued_at, 0.0)}
+
+
+def merged_timings(job: Job, stage: str, timings: dict[str, float]) -> dict[str, float]:
+    return {**job.timings, **{f"{stage}.{name}": value for name, value in timings.items()}}
+
+
+def hand_on(job: Job, stage: str, timings: dict[str, float], **outputs: object) -> Job:
+    """The job for the next stage of the route, carrying this stage's outputs and timings."""
+    next_stage = job.next_stage()
+    assert next_stage is not None, f"{stage} is the last stage of {job.request.route}"
+    merged = merged_timings(job, stage, timings)
+    return msgspec.structs.replace(job, stage=next_stage, timings=merged, attempt=0, last_error="", **outputs)
