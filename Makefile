@@ -8,7 +8,7 @@ CONSTRAINTS := $(if $(filter x86_64,$(shell uname -m)),-c ops/constraints.txt,)
 STAMP := $(VENV)/.installed-test
 PYTEST_ARGS ?=
 
-.PHONY: venv lint typecheck test unit integration e2e run bench-queue clean
+.PHONY: venv lint typecheck test unit integration e2e chaos run bench-queue bench-engine bench-media bench-transfer clean
 
 $(STAMP): pyproject.toml ops/constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,11 +33,23 @@ unit: venv
 integration: venv
 	$(VENV)/bin/pytest -q tests/integration $(PYTEST_ARGS)
 
+chaos: venv
+	$(VENV)/bin/pytest -q tests/chaos $(PYTEST_ARGS)
+
 run: venv
 	$(PY) -m ops.run
 
 bench-queue: venv
 	$(PY) -m ops.bench.queue_bench
+
+bench-engine: venv
+	$(PY) -m ops.bench.engine_bench
+
+bench-media: venv
+	$(PY) -m ops.bench.media_bench
+
+bench-transfer: venv
+	$(PY) -m ops.bench.transfer_bench
 
 clean:
 	rm -rf $(VENV) .bench .cache .mypy_cache .ruff_cache .pytest_cache
