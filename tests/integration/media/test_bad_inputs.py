@@ -159,9 +159,9 @@ def test_corpus_is_large_and_covers_every_status() -> None:
     assert {case.status for case in CASES} == set(STATUSES)
 
 
-@pytest.fixture(scope="module")
-def env(media_server: MediaServer, tmp_path_factory: pytest.TempPathFactory) -> Env:
-    base = tmp_path_factory.mktemp("corpus")
+def build_env(s: MediaServer, base: Path) -> Env:
+    """Serve the corpus's routes on `s` and write its files under `base` (also used by the chaos
+    suite, which sends the same corpus through the whole HTTP path)."""
     root = base / "root"
     root.mkdir()
     (root / "ok.png").write_bytes(PNG)
@@ -170,7 +170,6 @@ def env(media_server: MediaServer, tmp_path_factory: pytest.TempPathFactory) -> 
     (base / "secret.png").write_bytes(PNG)
     (root / "escape.png").symlink_to(base / "secret.png")
 
-    s = media_server
     s.add("/ok.png", PNG, content_type="image/png")
     s.add("/ok.mp4", MP4, content_type="video/mp4")
     s.add("/long.wav", WAV, content_type="audio/wav")
@@ -196,6 +195,11 @@ def env(media_server: MediaServer, tmp_path_factory: pytest.TempPathFactory) -> 
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
     return Env(s, root, closed_port)
+
+
+@pytest.fixture(scope="module")
+def env(media_server: MediaServer, tmp_path_factory: pytest.TempPathFactory) -> Env:
+    return build_env(media_server, tmp_path_factory.mktemp("corpus"))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
