@@ -14,18 +14,11 @@ import io
 import json
 import os
 import shlex
-import signal
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
+from ops.processes import MODES, ROOT, NotReady, start_mode, stop, wait_ready
 from ops.redis import RedisServer
-
-ROOT = Path(__file__).resolve().parent.parent
-MODES = ("agg", "e-pd", "e-p-d")
 
 
 def step(message: str) -> None:
@@ -60,24 +53,6 @@ def sample_image_data_url() -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    last = "no answer yet"
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            fail(f"the processes exited (code {proc.returncode}) before the server was ready; see above")
-        try:
-            with urllib.request.urlopen(f"{url}/ready", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except urllib.error.HTTPError as exc:
-            last = exc.read().decode(errors="replace")
-        except OSError as exc:
-            last = str(exc)
-        time.sleep(0.5)
-    fail(f"the server was not ready after {timeout:.0f}s: {last}")
-
-
 def curl_example(url: str, model_id: str) -> str:
     content = [
         {"type": "image_url", "image_url": {"url": sample_image_data_url()}},
@@ -103,23 +78,15 @@ def main() -> None:
         redis = RedisServer().start()
         redis_url = redis.url
         print(f"    redis-server {'.'.join(map(str, redis.version))} at {redis_url}", flush=True)
-    env = {
-        **os.environ,
-        "MODEL": model,
-        "REDIS_URL": redis_url,
-        "MODE": mode,
-        "PORT": str(port),
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHONUNBUFFERED": "1",
-    }
-    procfile = ROOT / "ops" / f"Procfile.{mode}"
-    step(f"starting the {mode} processes ({procfile.relative_to(ROOT)})")
-    honcho = [sys.executable, "-m", "honcho", "-f", str(procfile), "-d", str(ROOT), "start"]
-    proc = subprocess.Popen(honcho, env=env, cwd=ROOT)
+    step(f"starting the {mode} processes (ops/Procfile.{mode})")
+    proc = start_mode(mode, {"MODEL": model, "REDIS_URL": redis_url, "PORT": str(port)})
     url = f"http://127.0.0.1:{port}"
     try:
         step("waiting for every stage to be ready (models load)")
-        wait_ready(url, proc, float(os.environ.get("READY_TIMEOUT_S", "300")))
+        try:
+            wait_ready(url, proc, float(os.environ.get("READY_TIMEOUT_S", "300")))
+        except NotReady as exc:
+            fail(f"{exc}; see the log above")
         model_id = os.environ.get("SERVED_MODEL_NAME") or Path(model).name
         print(f"\nReady: {url}\n", flush=True)
         print("Try it:\n" + curl_example(url, model_id) + "\n", flush=True)
@@ -128,13 +95,7 @@ def main() -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc)
         if redis is not None:
             redis.stop()
         step("stopped")

@@ -19,7 +19,7 @@ from queues.errors import FatalError, Rerun
 from queues.messages import Encoded, Job, MediaRef, Prefilled, TokenEvent, TokenLogprob, TopLogprob, Usage
 from queues.metrics import observe_step
 from queues.runtime import JobContext
-from queues.transfer import TransferError
+from queues.transfer import Received, TensorRef, TransferError
 from workers.context import WorkerContext
 from workers.engine.base import EncodedItem, PrefillResult, TokenOutput
 from workers.engine.types import DecodeState
@@ -93,15 +93,22 @@ async def receive_encoded(ctx: WorkerContext, job: Job, timings: dict[str, float
         return []
     if job.encoded is None:
         raise Rerun("encode", "the job carries no embeddings")
-    with timed(ctx.stage, timings, "transfer_s"):
-        try:
-            received = await ctx.need_transfer().fetch(job.encoded.tensors)
-        except TransferError as exc:
-            raise Rerun("encode", f"the embeddings are gone ({exc.reason}: {exc})") from None
+    received = await _fetch(ctx, job.encoded.tensors, timings, producer="encode", what="embeddings")
     with received:
         # copies out of the receive pool, which is released for the next transfer
         pairs = zip(received.tensors, job.encoded.items, strict=True)
         return [(tensor.clone(), meta) for tensor, meta in pairs]
+
+
+async def _fetch(
+    ctx: WorkerContext, ref: TensorRef, timings: dict[str, float], *, producer: str, what: str
+) -> Received:
+    """Read tensors another worker published; if they are gone, re-run the stage that makes them."""
+    with timed(ctx.stage, timings, "transfer_s"):
+        try:
+            return await ctx.need_transfer().fetch(ref)
+        except TransferError as exc:
+            raise Rerun(producer, f"lost the {what} ({exc.reason}: {exc})") from None
 
 
 async def prefill(
@@ -134,11 +141,7 @@ async def receive_prefilled(
 ) -> tuple[list[torch.Tensor], DecodeState]:
     if job.prefilled is None:
         raise Rerun("prefill", "the job carries no KV cache")
-    with timed(ctx.stage, timings, "transfer_s"):
-        try:
-            received = await ctx.need_transfer().fetch(job.prefilled.tensors)
-        except TransferError as exc:
-            raise Rerun("prefill", f"the KV cache is gone ({exc.reason}: {exc})") from None
+    received = await _fetch(ctx, job.prefilled.tensors, timings, producer="prefill", what="KV cache")
     with received:
         return [tensor.clone() for tensor in received.tensors], job.prefilled.state
 

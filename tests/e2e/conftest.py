@@ -5,22 +5,20 @@ from __future__ import annotations
 
 import contextlib
 import http.server
-import os
-import signal
 import subprocess
-import sys
 import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
+from ops.processes import MODES, start_mode, stop, wait_ready
 from ops.redis import RedisServer, free_port
+from tests.models import tiny_model_dir
+from tests.unit.engine.oracle import Reference
 
 ROOT = Path(__file__).resolve().parents[2]
-MODES = ["agg", "e-pd", "e-p-d"]
 
 
 @dataclass
@@ -36,53 +34,47 @@ class System:
         return self.url + "/v1"
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the system exited with {proc.returncode} before it was ready")
-        with (
-            contextlib.suppress(urllib.error.URLError, OSError),
-            urllib.request.urlopen(url + "/ready", timeout=2) as response,
-        ):
-            if response.status == 200:
-                return
-        time.sleep(0.3)
-    raise RuntimeError(f"the system at {url} was not ready within {timeout}s")
-
-
 @contextlib.contextmanager
 def launch(mode: str, model_dir: Path, env: dict[str, str] | None = None) -> Iterator[System]:
     """Start Redis and `ops/Procfile.<mode>` under honcho; stop everything at the end."""
     with RedisServer() as redis:
         port = free_port()
-        full_env = {
-            **os.environ,
+        settings = {
             "MODEL": str(model_dir),
             "REDIS_URL": redis.url,
-            "MODE": mode,
             "PORT": str(port),
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "MEDIA_ALLOW_HOSTS": "127.0.0.1",
             "LOG_LEVEL": "WARNING",
-            "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }
-        procfile = ROOT / "ops" / f"Procfile.{mode}"
-        cmd = [sys.executable, "-m", "honcho", "-f", str(procfile), "-d", str(ROOT), "start"]
-        proc = subprocess.Popen(cmd, env=full_env, cwd=ROOT, start_new_session=True)
+        proc = start_mode(mode, settings, new_session=True)
         try:
             url = f"http://127.0.0.1:{port}"
-            _wait_ready(url, proc, timeout=240)
+            wait_ready(url, proc, timeout=240)
             yield System(mode=mode, url=url, model_dir=model_dir, redis=redis, proc=proc)
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+            stop(proc, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def reference(request: pytest.FixtureRequest) -> Reference:
+    """Hugging Face `generate` on the module's `FAMILY` tiny model: the oracle."""
+    return Reference(tiny_model_dir(request.module.FAMILY))
+
+
+@pytest.fixture(scope="module", params=MODES)
+def system(request: pytest.FixtureRequest) -> Iterator[System]:
+    """The whole system serving the module's `FAMILY` tiny model, once per mode."""
+    env = getattr(request.module, "SYSTEM_ENV", None)
+    with launch(request.param, tiny_model_dir(request.module.FAMILY), env) as launched:
+        yield launched
+
+
+@pytest.fixture(scope="module")
+def media_server() -> Iterator[MediaServer]:
+    server = MediaServer()
+    yield server
+    server.close()
 
 
 class MediaServer:

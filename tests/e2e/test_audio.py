@@ -4,34 +4,16 @@ audio_url) return exactly the tokens Hugging Face `generate` gives for the same 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 
 import pytest
 
 from queues.messages import MediaRef, SamplingParams
 from tests.e2e.client import GREEDY, SAMPLED, ask, expected
-from tests.e2e.conftest import MODES, MediaServer, System, launch
-from tests.models import tiny_model_dir
+from tests.e2e.conftest import MediaServer, System
 from tests.unit.engine.oracle import Reference
 from workers.media import synth
 
-
-@pytest.fixture(scope="module")
-def reference() -> Reference:
-    return Reference(tiny_model_dir("qwen2-audio"))
-
-
-@pytest.fixture(scope="module")
-def media_server() -> Iterator[MediaServer]:
-    server = MediaServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module", params=MODES)
-def system(request: pytest.FixtureRequest) -> Iterator[System]:
-    with launch(request.param, tiny_model_dir("qwen2-audio")) as launched:
-        yield launched
+FAMILY = "qwen2-audio"
 
 
 @pytest.mark.parametrize("sampling", [GREEDY, SAMPLED], ids=["greedy", "sampled"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,28 +14,11 @@ import redis.asyncio as aioredis
 from queues.keys import Keys
 from queues.messages import MediaRef, SamplingParams
 from tests.e2e.client import GREEDY, SAMPLED, ask, ask_streaming, data_url, expected, png
-from tests.e2e.conftest import MODES, MediaServer, System, launch
-from tests.models import tiny_model_dir
+from tests.e2e.conftest import MediaServer, System
 from tests.unit.engine.oracle import Reference
 from workers.media import synth
 
-
-@pytest.fixture(scope="module")
-def reference() -> Reference:
-    return Reference(tiny_model_dir("qwen2-vl"))
-
-
-@pytest.fixture(scope="module")
-def media_server() -> Iterator[MediaServer]:
-    server = MediaServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module", params=MODES)
-def system(request: pytest.FixtureRequest) -> Iterator[System]:
-    with launch(request.param, tiny_model_dir("qwen2-vl")) as launched:
-        yield launched
+FAMILY = "qwen2-vl"
 
 
 @pytest.mark.parametrize("sampling", [GREEDY, SAMPLED], ids=["greedy", "sampled"])

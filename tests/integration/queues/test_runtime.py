@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -36,6 +38,22 @@ async def run_to_end(
         return [event async for event in stream.events()]
 
 
+@contextlib.asynccontextmanager
+async def started(
+    job: Job, producer: Producer, subscriber: Subscriber, redis: aioredis.Redis, keys: Keys
+) -> AsyncIterator[TokenStream]:
+    """Enqueue `job` with its token stream open; enter once a worker has started running it."""
+    async with TokenStream(subscriber, redis, keys, job.request.id, silence_s=10.0, gap_s=1.0) as stream:
+        entry_id = await producer.enqueue(job)
+        stream.location = ProgressEvent(stage=job.stage, stream=keys.stream(job.stage), entry_id=entry_id)
+
+        async def running() -> bool:
+            return len(await seen(redis, job)) == 1
+
+        await wait_for(running, what="the job to start")
+        yield stream
+
+
 def final_token(events: list[Output]) -> TokenEvent:
     assert len(events) == 1, events
     event = events[0]
@@ -49,6 +67,7 @@ async def test_hand_off_through_two_stages(redis, processes, producer, subscribe
     job = make_job("noop", route=("a", "b"))
     final_token(await run_to_end(job, producer, subscriber, redis, keys))
     assert [row[:2] for row in await seen(redis, job)] == [["a.1", "a"], ["b.1", "b"]]
+
     # acknowledged entries are deleted, so stream length means backlog (b settles just after its
     # final event reaches the client)
     async def settled() -> bool:
@@ -60,14 +79,7 @@ async def test_hand_off_through_two_stages(redis, processes, producer, subscribe
 async def test_sigkill_mid_job_another_worker_completes_it_once(redis, processes, producer, subscriber, keys):
     first = processes.start(*WORKER, "a", env={"CONSUMER_NAME": "a.1"})
     job = make_job("sleep=1.5")
-    async with TokenStream(subscriber, redis, keys, job.request.id, silence_s=10.0, gap_s=1.0) as stream:
-        entry_id = await producer.enqueue(job)
-        stream.location = ProgressEvent(stage="a", stream=keys.stream("a"), entry_id=entry_id)
-
-        async def started() -> bool:
-            return len(await seen(redis, job)) == 1
-
-        await wait_for(started, what="the job to start")
+    async with started(job, producer, subscriber, redis, keys) as stream:
         first.send_signal(signal.SIGKILL)
         first.wait()
         processes.start(*WORKER, "a", env={"CONSUMER_NAME": "a.2"})
@@ -83,14 +95,7 @@ async def test_restarted_worker_reprocesses_its_own_pending(redis, processes, pr
     env = {"CONSUMER_NAME": "a.7", "QUEUE_LEASE_S": "600"}
     first = processes.start(*WORKER, "a", env=env)
     job = make_job("sleep=1.5")
-    async with TokenStream(subscriber, redis, keys, job.request.id, silence_s=10.0, gap_s=1.0) as stream:
-        entry_id = await producer.enqueue(job)
-        stream.location = ProgressEvent(stage="a", stream=keys.stream("a"), entry_id=entry_id)
-
-        async def started() -> bool:
-            return len(await seen(redis, job)) == 1
-
-        await wait_for(started, what="the job to start")
+    async with started(job, producer, subscriber, redis, keys) as stream:
         first.send_signal(signal.SIGKILL)
         first.wait()
         processes.start(*WORKER, "a", env=env)
@@ -102,14 +107,7 @@ async def test_restarted_worker_reprocesses_its_own_pending(redis, processes, pr
 async def test_sigterm_lets_the_running_job_finish(redis, processes, producer, subscriber, keys):
     worker = processes.start(*WORKER, "a", env={"CONSUMER_NAME": "a.1"})
     job = make_job("sleep=1.0")
-    async with TokenStream(subscriber, redis, keys, job.request.id, silence_s=10.0, gap_s=1.0) as stream:
-        entry_id = await producer.enqueue(job)
-        stream.location = ProgressEvent(stage="a", stream=keys.stream("a"), entry_id=entry_id)
-
-        async def started() -> bool:
-            return len(await seen(redis, job)) == 1
-
-        await wait_for(started, what="the job to start")
+    async with started(job, producer, subscriber, redis, keys) as stream:
         worker.send_signal(signal.SIGTERM)
         events = [event async for event in stream.events()]
     final_token(events)
@@ -117,19 +115,10 @@ async def test_sigterm_lets_the_running_job_finish(redis, processes, producer, s
     assert len(await seen(redis, job)) == 1
 
 
-async def test_sigterm_past_grace_leaves_job_pending(
-    redis, processes, producer, subscriber, keys
-):
+async def test_sigterm_past_grace_leaves_job_pending(redis, processes, producer, subscriber, keys):
     worker = processes.start(*WORKER, "a", env={"CONSUMER_NAME": "a.1", "QUEUE_GRACE_S": "0.2"})
     job = make_job("sleep=2.0")
-    async with TokenStream(subscriber, redis, keys, job.request.id, silence_s=10.0, gap_s=1.0) as stream:
-        entry_id = await producer.enqueue(job)
-        stream.location = ProgressEvent(stage="a", stream=keys.stream("a"), entry_id=entry_id)
-
-        async def started() -> bool:
-            return len(await seen(redis, job)) == 1
-
-        await wait_for(started, what="the job to start")
+    async with started(job, producer, subscriber, redis, keys) as stream:
         worker.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(worker.wait, 10) == 0
         assert await redis.xlen(keys.stream("a")) == 1  # not lost, not acknowledged
@@ -158,9 +147,7 @@ async def test_failing_job_is_dead_lettered_while_others_flow(redis, processes, 
     assert fields[b"reason"] == b"failed 3 times"
 
 
-async def test_crashing_job_dead_lettered_after_max_deliveries(
-    redis, processes, producer, subscriber, keys
-):
+async def test_crashing_job_dead_lettered_after_max_deliveries(redis, processes, producer, subscriber, keys):
     """A job that kills its worker every time: after max_attempts deliveries it goes to the dead
     letters, and a job queued behind it still completes."""
     poison, healthy = make_job("crash"), make_job("noop")

@@ -1,0 +1,67 @@
+"""Start a mode's processes under honcho, wait until the front door says ready, stop them all.
+
+Shared by `make run` (ops/run.py) and the end-to-end tests, so both launch the system the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MODES = ("agg", "e-pd", "e-p-d")
+
+
+class NotReady(RuntimeError):
+    """The processes exited, or the front door did not become ready in time."""
+
+
+def start_mode(mode: str, env: Mapping[str, str], *, new_session: bool = False) -> subprocess.Popen[bytes]:
+    """`honcho start -f ops/Procfile.<mode>` with this interpreter's bin/ first on PATH."""
+    if mode not in MODES:
+        raise ValueError(f"MODE={mode} is not one of {', '.join(MODES)}")
+    path = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', os.environ.get('PATH', ''))}"
+    full_env = {**os.environ, **env, "MODE": mode, "PATH": path, "PYTHONUNBUFFERED": "1"}
+    procfile = ROOT / "ops" / f"Procfile.{mode}"
+    cmd = [sys.executable, "-m", "honcho", "-f", str(procfile), "-d", str(ROOT), "start"]
+    return subprocess.Popen(cmd, env=full_env, cwd=ROOT, start_new_session=new_session)
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """Poll `url`/ready until it answers 200; raise NotReady if the processes exit or time runs out."""
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise NotReady(f"the processes exited (code {proc.returncode}) before the server was ready")
+        try:
+            with urllib.request.urlopen(f"{url}/ready", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except urllib.error.HTTPError as exc:
+            last = exc.read().decode(errors="replace")
+        except OSError as exc:
+            last = str(exc)
+        time.sleep(0.3)
+    raise NotReady(f"the server was not ready after {timeout:.0f}s: {last}")
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """SIGINT (what Ctrl-C sends: honcho stops every process), then SIGKILL past the timeout."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                proc.kill()
+            proc.wait()
