@@ -18,8 +18,8 @@ def main() -> None:
     settings = from_env(AppSettings)
     app = create_app(settings, from_env(RuntimeConfig), MediaConfig.from_env())
     # The ~400k objects of the loaded libraries, tokenizer and chat template never become garbage, but
-    # every full collection walked them: a 200-500 ms pause of the whole event loop every ~2 s under
-    # load (measured with ops/bench/serve_bench.py). Frozen, they are out of the collector's sight.
+    # every full collection walked them: a 300-500 ms pause of the whole event loop every 10 s or so
+    # under load (ops/bench/serve_bench.py at concurrency 32). Frozen, a full collection takes ~10 ms.
     gc.collect()
     gc.freeze()
     uvicorn.run(
@@ -29,6 +29,9 @@ def main() -> None:
         loop="uvloop",
         http="httptools",
         log_level="warning",
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
         timeout_keep_alive=30,
         timeout_graceful_shutdown=10,
     )

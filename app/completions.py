@@ -51,6 +51,8 @@ class Meta:
             self.metrics.ttft.observe(now - self.accepted)
         elif self.last_token:
             self.metrics.itl.observe(now - self.last_token)
+        for _ in event.token_ids[1:]:  # the other tokens of one event arrived together
+            self.metrics.itl.observe(0.0)
         self.last_token = now
         if event.finish_reason is not None:
             self.metrics.e2e.observe(now - self.accepted)

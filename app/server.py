@@ -101,6 +101,7 @@ class FrontDoor:
             route=route(self.settings.mode, bool(converted.media)),
             deadline=now + self.settings.request_timeout_s,
             created=now,
+            stream=body.stream,
         )
         request_id.set(request.id)
         meta = Meta(

@@ -1,10 +1,12 @@
 """Start a mode's processes under honcho, wait until the front door says ready, stop them all.
 
-Shared by `make run` (ops/run.py) and the end-to-end tests, so both launch the system the same way.
+Shared by `make run` (ops/run.py), the end-to-end tests and the serving benchmark, so all of them
+launch the system the same way. `launch()` also starts a private Redis.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -12,8 +14,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+
+from ops.redis import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 MODES = ("agg", "e-pd", "e-p-d")
@@ -65,3 +70,38 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
             except (ProcessLookupError, PermissionError):
                 proc.kill()
             proc.wait()
+
+
+@dataclass
+class System:
+    mode: str
+    url: str
+    model_dir: Path
+    redis: RedisServer
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def api(self) -> str:
+        return self.url + "/v1"
+
+
+@contextlib.contextmanager
+def launch(mode: str, model_dir: Path, env: dict[str, str] | None = None) -> Iterator[System]:
+    """Start Redis and `ops/Procfile.<mode>` under honcho; stop everything at the end."""
+    with RedisServer() as redis:
+        port = free_port()
+        settings = {
+            "MODEL": str(model_dir),
+            "REDIS_URL": redis.url,
+            "PORT": str(port),
+            "MEDIA_ALLOW_HOSTS": "127.0.0.1",  # the tests' local media server
+            "LOG_LEVEL": "WARNING",
+            **(env or {}),
+        }
+        proc = start_mode(mode, settings, new_session=True)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_ready(url, proc, timeout=240)
+            yield System(mode=mode, url=url, model_dir=model_dir, redis=redis, proc=proc)
+        finally:
+            stop(proc, timeout=30)

@@ -81,31 +81,36 @@ class TokenStream:
         await self._subscriber.unsubscribe(self._channel)
 
     async def events(self) -> AsyncIterator[Output]:
+        """Token events in token order, each token once (a re-run's repeats are trimmed away)."""
         loop = asyncio.get_running_loop()
-        expected = 0
-        early: dict[int, TokenEvent] = {}
+        expected = 0  # index of the next token the client has not seen
+        early: dict[int, TokenEvent] = {}  # events that start past `expected`, by first token
         gap_deadline = 0.0
         while True:
-            timeout = gap_deadline - loop.time() if early else self._silence_s
-            left = self.deadline - time.time()
-            try:
-                raw = await asyncio.wait_for(self._inbox.get(), max(min(timeout, left), 0.0))
-            except TimeoutError:
-                if time.time() >= self.deadline:
-                    yield ErrorEvent(
-                        message="the request did not finish before its deadline",
-                        status=504,
-                        type="timeout_error",
-                        code="deadline_exceeded",
-                    )
+            if self._inbox.empty():
+                timeout = gap_deadline - loop.time() if early else self._silence_s
+                left = self.deadline - time.time()
+                try:
+                    async with asyncio.timeout(max(min(timeout, left), 0.0)):
+                        raw = await self._inbox.get()
+                except TimeoutError:
+                    if time.time() >= self.deadline:
+                        yield ErrorEvent(
+                            message="the request did not finish before its deadline",
+                            status=504,
+                            type="timeout_error",
+                            code="deadline_exceeded",
+                        )
+                        return
+                    if early:
+                        yield _stream_error(f"token events {expected}..{min(early) - 1} never arrived")
+                        return
+                    if await self._job_alive():
+                        continue
+                    yield _stream_error("the job was lost (its worker or Redis failed) with no result")
                     return
-                if early:
-                    yield _stream_error(f"token events {expected}..{min(early) - 1} never arrived")
-                    return
-                if await self._job_alive():
-                    continue
-                yield _stream_error("the job was lost (its worker or Redis failed) and produced no result")
-                return
+            else:
+                raw = self._inbox.get_nowait()
             event = decode_event(raw)
             if isinstance(event, ProgressEvent):
                 self.location = event
@@ -113,17 +118,23 @@ class TokenStream:
             if isinstance(event, ErrorEvent):
                 yield event
                 return
-            if event.seq < expected or event.seq in early:
-                continue  # a duplicate from a re-run
+            if event.end <= expected and event.finish_reason is None:
+                continue  # every token already delivered (a re-run's repeat)
             if not early:
                 gap_deadline = loop.time() + self._gap_s
-            early[event.seq] = event
-            while expected in early:
-                ready = early.pop(expected)
-                expected += 1
-                yield ready
-                if ready.finish_reason is not None:
-                    return
+            if event.seq > expected:
+                early[event.seq] = event
+                continue
+            ready: TokenEvent | None = event
+            while ready is not None:
+                if ready.end > expected or (ready.finish_reason is not None and ready.end == expected):
+                    trimmed = ready.after(expected)
+                    expected = trimmed.end
+                    yield trimmed
+                    if trimmed.finish_reason is not None:
+                        return
+                start = min((seq for seq in early if seq <= expected), default=None)
+                ready = early.pop(start) if start is not None else None
 
     async def _job_alive(self) -> bool:
         """The job's current stream entry still exists: it is queued, running, or pending reclaim."""

@@ -59,6 +59,7 @@ class Request(msgspec.Struct, frozen=True, kw_only=True):
     route: list[str]  # the stages this request passes through, in order
     deadline: float  # unix seconds; past it the client gets a 504 and the work stops
     created: float  # unix seconds when the front door accepted it
+    stream: bool = True  # False: the client wants only the whole answer, so decode sends one event
 
 
 class Encoded(msgspec.Struct, frozen=True, kw_only=True):
@@ -123,15 +124,37 @@ class TokenLogprob(msgspec.Struct, frozen=True, array_like=True):
 
 
 class TokenEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="token"):
-    """Output of one decode step for one request; `seq` orders them and drops duplicates."""
+    """One or more consecutive generated tokens of a request.
+
+    `seq` is the index of the first token, so a reader can drop or trim what it already has (a
+    re-run after a crash repeats the same tokens, possibly grouped differently into events)."""
 
     seq: int
     token_ids: list[int]
-    text: str
-    logprobs: list[TokenLogprob] | None = None
+    texts: list[str]  # the text delta each token releases (often "" mid-character or mid-stop-string)
+    logprobs: list[TokenLogprob] | None = None  # one per token when asked
     finish_reason: str | None = None  # set on the last event: "stop" | "length"
     usage: Usage | None = None  # set on the last event
     timings: dict[str, float] | None = None  # set on the last event: seconds per stage step
+
+    @property
+    def text(self) -> str:
+        return "".join(self.texts)
+
+    @property
+    def end(self) -> int:
+        """Index just past this event's last token."""
+        return self.seq + len(self.token_ids)
+
+    def after(self, index: int) -> TokenEvent:
+        """This event without its tokens before `index` (already delivered)."""
+        skip = max(index - self.seq, 0)
+        if skip == 0:
+            return self
+        logprobs = self.logprobs[skip:] if self.logprobs is not None else None
+        return msgspec.structs.replace(
+            self, seq=index, token_ids=self.token_ids[skip:], texts=self.texts[skip:], logprobs=logprobs
+        )
 
 
 class ErrorEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="error"):

@@ -45,6 +45,7 @@ class Subscriber:
         self._connected = asyncio.Event()
         self._last_seen = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._outbox: list[tuple[bytes, bytes]] = []
 
     async def start(self) -> None:
         """Connect (raising if Redis is unreachable now) and start the reader task."""
@@ -73,8 +74,7 @@ class Subscriber:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._confirmations.setdefault(name, []).append(future)
         try:
-            assert self._conn is not None
-            await self._conn.send_command("SUBSCRIBE", name, check_health=False)
+            self._queue_command(b"SUBSCRIBE", name)
             await asyncio.wait_for(future, self._timeout)
         except BaseException:
             self._callbacks.pop(name, None)
@@ -87,9 +87,29 @@ class Subscriber:
         name = channel.encode()
         if self._callbacks.pop(name, None) is None:
             return
-        if self._conn is not None and self._connected.is_set():
-            with contextlib.suppress(*_DISCONNECTS):
-                await self._conn.send_command("UNSUBSCRIBE", name, check_health=False)
+        if self._connected.is_set():
+            self._queue_command(b"UNSUBSCRIBE", name)
+
+    def _queue_command(self, command: bytes, name: bytes) -> None:
+        """(UN)SUBSCRIBEs of concurrent requests leave together: one write, one command per run."""
+        self._outbox.append((command, name))
+        if len(self._outbox) == 1:
+            asyncio.get_running_loop().call_soon(self._send_outbox)
+
+    def _send_outbox(self) -> None:
+        outbox, self._outbox = self._outbox, []
+        if self._conn is None or not self._connected.is_set():
+            return  # a reconnect subscribes to every channel anyway
+        commands: list[list[bytes]] = []
+        for command, name in outbox:
+            if commands and commands[-1][0] == command:
+                commands[-1].append(name)
+            else:
+                commands.append([command, name])
+        conn = self._conn
+        packed = conn.pack_commands([tuple(command) for command in commands])
+        task = asyncio.ensure_future(conn.send_packed_command(packed, check_health=False))
+        task.add_done_callback(_log_failure)
 
     async def _connect(self) -> None:
         conn = self._client.connection_pool.make_connection()
@@ -175,3 +195,9 @@ class Subscriber:
                 if not future.done():
                     future.set_exception(exc)
         self._confirmations.clear()
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    """A failed write surfaces on the reader (which then reconnects); note it here too."""
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("pub/sub write failed: %s", task.exception())

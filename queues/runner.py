@@ -8,6 +8,7 @@ SIGTERM and SIGINT stop reading; in-flight jobs get the grace period; the proces
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -32,6 +33,11 @@ async def serve(
     hooks: Hooks | None = None,
 ) -> None:
     async with make_handler(config) as handler:
+        # Everything loaded so far (libraries, model) lives as long as the process: out of the
+        # garbage collector's sight, a full collection takes milliseconds instead of a 200-500 ms
+        # pause of the event loop under load.
+        gc.collect()
+        gc.freeze()
         worker = StageWorker(stage, handler, config, concurrency=concurrency, hooks=hooks)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -48,7 +48,7 @@ async def make_handler(config: RuntimeConfig) -> AsyncIterator[Handler]:
         next_stage = job.next_stage()
         if next_stage is not None:
             return msgspec.structs.replace(job, stage=next_stage)
-        await ctx.emit(TokenEvent(seq=0, token_ids=[7], text="done", finish_reason="stop"))
+        await ctx.emit(TokenEvent(seq=0, token_ids=[7], texts=["done"], finish_reason="stop"))
         return None
 
     try:

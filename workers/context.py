@@ -58,6 +58,8 @@ async def build_engine(settings: WorkerSettings, info: ModelInfo, stage: str = "
             encode_s_per_item=settings.mock_encode_item_s,
         )
         return MockEngine(info, timings, limits)
+    if not settings.device.startswith("cuda"):
+        torch.set_num_threads(settings.torch_threads or max(1, (os.cpu_count() or 1) // 4))
     dtype = getattr(torch, settings.dtype)
     return await asyncio.to_thread(load_engine, settings.model, settings.device, dtype, limits)
 

@@ -19,6 +19,9 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_names
     max_batch_size: int = 64  # sequences per decode step
     max_kv_tokens: int = 262_144  # KV positions the decode batch may hold
     tensor_ttl_s: float = 120.0  # how long a published tensor waits for its reader
+    # torch CPU threads per worker process; 0: a quarter of the cores (several workers share a node,
+    # and on 2 cores one thread each decodes ~3x faster than torch's default of one per core)
+    torch_threads: int = 0
     # mock engine timings (seconds), for infrastructure benchmarks
     mock_prefill_token_s: float = 0.0
     mock_decode_step_s: float = 0.0

@@ -16,12 +16,13 @@ import msgspec
 import torch
 
 from queues.errors import FatalError, Rerun
-from queues.messages import Encoded, Job, MediaRef, Prefilled, TokenEvent, TokenLogprob, TopLogprob, Usage
+from queues.messages import Encoded, Job, MediaRef, Prefilled
 from queues.metrics import observe_step
 from queues.runtime import JobContext
 from queues.transfer import Received, TensorRef, TransferError
 from workers.context import WorkerContext
-from workers.engine.base import EncodedItem, PrefillResult, TokenOutput
+from workers.emitter import TokenEmitter
+from workers.engine.base import EncodedItem, PrefillResult
 from workers.engine.types import DecodeState
 from workers.media.errors import MediaError
 from workers.media.types import LoadedMedia
@@ -146,23 +147,6 @@ async def receive_prefilled(
         return [tensor.clone() for tensor in received.tensors], job.prefilled.state
 
 
-def _event(output: TokenOutput, timings: dict[str, float] | None) -> TokenEvent:
-    logprobs = None
-    if output.logprob is not None:
-        top = [TopLogprob(token_id, logprob) for token_id, logprob in output.top_logprobs or []]
-        logprobs = [TokenLogprob(output.token_id, output.logprob, top)]
-    final = output.finish_reason is not None
-    return TokenEvent(
-        seq=output.index,
-        token_ids=[output.token_id],
-        text=output.text,
-        logprobs=logprobs,
-        finish_reason=output.finish_reason,
-        usage=Usage(output.prompt_tokens, output.completion_tokens) if final else None,
-        timings=timings if final else None,
-    )
-
-
 async def generate(
     ctx: WorkerContext,
     jctx: JobContext,
@@ -174,14 +158,14 @@ async def generate(
     """Decode to the end, publishing every token to the client (ClientGone if nobody listens)."""
     began = time.perf_counter()
     stream = ctx.engine.generate(job.request.id, kv, state, job.request.sampling)
-    async with contextlib.aclosing(stream):
+    async with contextlib.aclosing(stream), TokenEmitter(jctx, job.request.stream) as emitter:
         async for output in stream:
             final_timings = None
             if output.finish_reason is not None:
                 timings["decode_s"] = time.perf_counter() - began
                 observe_step(ctx.stage, "decode", timings["decode_s"])
                 final_timings = merged_timings(job, ctx.stage, timings)
-            await jctx.emit(_event(output, final_timings))
+            emitter.add(output, final_timings)
 
 
 def start_timings(job: Job) -> dict[str, float]:

@@ -3,57 +3,19 @@ launched with honcho exactly as `make run` does, plus a local HTTP server for me
 
 from __future__ import annotations
 
-import contextlib
 import http.server
-import subprocess
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from ops.processes import MODES, start_mode, stop, wait_ready
-from ops.redis import RedisServer, free_port
+from ops.processes import MODES, System, launch
 from tests.models import tiny_model_dir
 from tests.unit.engine.oracle import Reference
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class System:
-    mode: str
-    url: str
-    model_dir: Path
-    redis: RedisServer
-    proc: subprocess.Popen[bytes]
-
-    @property
-    def api(self) -> str:
-        return self.url + "/v1"
-
-
-@contextlib.contextmanager
-def launch(mode: str, model_dir: Path, env: dict[str, str] | None = None) -> Iterator[System]:
-    """Start Redis and `ops/Procfile.<mode>` under honcho; stop everything at the end."""
-    with RedisServer() as redis:
-        port = free_port()
-        settings = {
-            "MODEL": str(model_dir),
-            "REDIS_URL": redis.url,
-            "PORT": str(port),
-            "MEDIA_ALLOW_HOSTS": "127.0.0.1",
-            "LOG_LEVEL": "WARNING",
-            **(env or {}),
-        }
-        proc = start_mode(mode, settings, new_session=True)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_ready(url, proc, timeout=240)
-            yield System(mode=mode, url=url, model_dir=model_dir, redis=redis, proc=proc)
-        finally:
-            stop(proc, timeout=30)
+__all__ = ["MODES", "ROOT", "MediaServer", "System", "launch"]  # used by other suites and the benchmarks
 
 
 @pytest.fixture(scope="module")

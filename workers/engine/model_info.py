@@ -75,7 +75,7 @@ class ModelInfo:
         text = self.tokenizer.apply_chat_template(
             shaped, chat_template=self.chat_template, add_generation_prompt=True, tokenize=False
         )
-        ids: list[int] = self.tokenizer(text)["input_ids"]
+        ids = self._encode(text)
         token_to_modality = {token: modality for modality, token in self.placeholder_ids.items()}
         found = [token_to_modality[i] for i in ids if i in token_to_modality]
         if found != wanted:
@@ -99,6 +99,14 @@ class ModelInfo:
                 part = {**part, kind: part.get(kind, "")}
             parts.append(part)
         return {**message, "content": parts}
+
+    def _encode(self, text: str) -> list[int]:
+        """Token ids of `text`, as `tokenizer(text)["input_ids"]` gives them; straight through the
+        Rust tokenizer when there is one (the front door does this for every request)."""
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is None:
+            return list(self.tokenizer(text)["input_ids"])
+        return list(backend.encode(text).ids)
 
     def detokenizer(self) -> IncrementalDetokenizer:
         return IncrementalDetokenizer(self.tokenizer)

@@ -14,7 +14,15 @@ from queues.pubsub import Subscriber
 
 
 def token(seq: int, final: bool = False) -> TokenEvent:
-    return TokenEvent(seq=seq, token_ids=[seq], text=f"t{seq}", finish_reason="stop" if final else None)
+    return TokenEvent(seq=seq, token_ids=[seq], texts=[f"t{seq}"], finish_reason="stop" if final else None)
+
+
+def tokens(first: int, last: int, final: bool = False) -> TokenEvent:
+    """One event carrying tokens first..last."""
+    ids = list(range(first, last + 1))
+    return TokenEvent(
+        seq=first, token_ids=ids, texts=[f"t{i}" for i in ids], finish_reason="stop" if final else None
+    )
 
 
 async def read_all(stream: TokenStream) -> list[Output]:
@@ -29,6 +37,28 @@ async def test_events_arrive_in_order_once_despite_reordering_and_duplicates(red
             assert await publisher.publish("r1", event) == 1
         events = await reader
     assert [e.seq for e in events if isinstance(e, TokenEvent)] == [0, 1, 2, 3]
+
+
+async def test_a_rerun_grouped_differently_is_trimmed_to_new_tokens(redis, subscriber, keys):
+    publisher = TokenPublisher(redis, keys)
+    async with TokenStream(subscriber, redis, keys, "r6", silence_s=5, gap_s=2) as stream:
+        reader = asyncio.create_task(read_all(stream))
+        for event in (tokens(0, 1), tokens(2, 4), tokens(0, 2), tokens(3, 6), tokens(7, 7, final=True)):
+            await publisher.publish("r6", event)
+        events = await reader
+    delivered = [i for e in events if isinstance(e, TokenEvent) for i in e.token_ids]
+    assert delivered == list(range(8))
+    assert "".join(e.text for e in events if isinstance(e, TokenEvent)) == "".join(f"t{i}" for i in range(8))
+
+
+async def test_an_early_event_that_overlaps_is_trimmed_when_the_gap_fills(redis, subscriber, keys):
+    publisher = TokenPublisher(redis, keys)
+    async with TokenStream(subscriber, redis, keys, "r7", silence_s=5, gap_s=2) as stream:
+        reader = asyncio.create_task(read_all(stream))
+        for event in (tokens(3, 5, final=True), tokens(0, 3)):
+            await publisher.publish("r7", event)
+        events = await reader
+    assert [i for e in events if isinstance(e, TokenEvent) for i in e.token_ids] == [0, 1, 2, 3, 4, 5]
 
 
 async def test_a_gap_that_does_not_fill_is_an_error(redis, subscriber, keys):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,3 +75,23 @@ def test_unsupported_model_names_the_supported_families(tmp_path: Path) -> None:
     )
     with pytest.raises(UnsupportedModelError, match=r"qwen2-vl.*qwen2\.5-vl.*llava.*qwen2-audio"):
         ModelInfo.load(tmp_path)
+
+
+@pytest.mark.parametrize("family", ["qwen2-vl", "qwen2.5-vl", "llava", "qwen2-audio"])
+def test_prompt_ids_equal_the_tokenizer_call(family: str) -> None:
+    """render_prompt encodes through the Rust tokenizer directly; the ids must be the slow path's."""
+    info = ModelInfo.load(tiny_model_dir(family))
+    modality = "audio" if family == "qwen2-audio" else "image"
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": "Be brief."},
+        {
+            "role": "user",
+            "content": [{"type": modality}, {"type": "text", "text": "Hé, what's this? 你好 <b>"}],
+        },
+    ]
+    ids = info.render_prompt(messages)
+    shaped = [info._shape_message(m, []) for m in messages]
+    text = info.tokenizer.apply_chat_template(
+        shaped, chat_template=info.chat_template, add_generation_prompt=True, tokenize=False
+    )
+    assert ids == info.tokenizer(text)["input_ids"]

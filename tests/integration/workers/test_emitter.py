@@ -1,0 +1,90 @@
+"""The token emitter against a real Redis and a real token stream: coalescing under load, order,
+and a departed client."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis.asyncio as aioredis
+
+from queues.channel import TokenPublisher, TokenStream
+from queues.keys import Keys
+from queues.messages import TokenEvent
+from queues.pubsub import Subscriber
+from queues.runtime import ClientGone, JobContext
+from workers.emitter import TokenEmitter
+from workers.engine.types import TokenOutput
+
+
+def outputs(n: int) -> list[TokenOutput]:
+    return [
+        TokenOutput(
+            index=i,
+            token_id=100 + i,
+            text=f"w{i} ",
+            finish_reason="length" if i == n - 1 else None,
+            prompt_tokens=5,
+            completion_tokens=i + 1,
+        )
+        for i in range(n)
+    ]
+
+
+def context(redis: aioredis.Redis, request_id: str) -> JobContext:
+    publisher = TokenPublisher(redis, Keys())
+    return JobContext(
+        stage="decode",
+        consumer="d.1",
+        entry_id="1-0",
+        deliveries=1,
+        publisher=publisher,
+        request_id=request_id,
+    )
+
+
+async def test_a_burst_goes_out_in_few_events_in_order(redis: aioredis.Redis) -> None:
+    subscriber = Subscriber(redis)
+    await subscriber.start()
+    try:
+        async with TokenStream(subscriber, redis, Keys(), "e1", silence_s=5, gap_s=2) as stream:
+            reader = asyncio.create_task(_collect(stream))
+            async with TokenEmitter(context(redis, "e1")) as emitter:
+                for output in outputs(50):  # all at once, as a fast decode loop delivers them
+                    emitter.add(output, {"decode_s": 0.1} if output.finish_reason else None)
+            events = await reader
+    finally:
+        await subscriber.close()
+    assert [i for e in events for i in e.token_ids] == [100 + i for i in range(50)]
+    assert "".join(e.text for e in events) == "".join(f"w{i} " for i in range(50))
+    assert len(events) < 50
+    assert events[-1].finish_reason == "length" and events[-1].usage is not None
+    assert events[-1].usage.completion_tokens == 50 and events[-1].timings == {"decode_s": 0.1}
+
+
+async def test_nobody_listening_is_client_gone(redis: aioredis.Redis) -> None:
+    with pytest.raises(ClientGone):
+        async with TokenEmitter(context(redis, "nobody")) as emitter:
+            for output in outputs(3):
+                emitter.add(output)
+
+
+async def _collect(stream: TokenStream) -> list[TokenEvent]:
+    return [event async for event in stream.events() if isinstance(event, TokenEvent)]
+
+
+async def test_not_streaming_sends_one_event(redis: aioredis.Redis) -> None:
+    subscriber = Subscriber(redis)
+    await subscriber.start()
+    try:
+        async with TokenStream(subscriber, redis, Keys(), "e3", silence_s=5, gap_s=2) as stream:
+            reader = asyncio.create_task(_collect(stream))
+            async with TokenEmitter(context(redis, "e3"), stream=False) as emitter:
+                for output in outputs(20):
+                    emitter.add(output)
+                    await asyncio.sleep(0)  # a slow decode: each token on its own loop turn
+            events = await reader
+    finally:
+        await subscriber.close()
+    [event] = events
+    assert event.token_ids == [100 + i for i in range(20)] and event.finish_reason == "length"

@@ -1,0 +1,89 @@
+"""Streams one request's generated tokens to its client, one Redis round trip at a time.
+
+Tokens are never awaited one by one: `add()` returns at once, and while a publish is in flight the
+next tokens gather and go out together in one event. Under load a request needs a few messages
+instead of one per token; when idle each token leaves as soon as it exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from types import TracebackType
+
+from queues.messages import TokenEvent, TokenLogprob, TopLogprob, Usage
+from queues.runtime import ClientGone, JobContext
+from workers.engine.types import TokenOutput
+
+
+def token_event(batch: list[TokenOutput], timings: dict[str, float] | None) -> TokenEvent:
+    """One event for consecutive outputs; the last one's finish reason, usage and timings."""
+    last = batch[-1]
+    final = last.finish_reason is not None
+    logprobs = None
+    if any(output.logprob is not None for output in batch):
+        logprobs = [
+            TokenLogprob(
+                output.token_id,
+                output.logprob if output.logprob is not None else 0.0,
+                [TopLogprob(token_id, logprob) for token_id, logprob in output.top_logprobs or []],
+            )
+            for output in batch
+        ]
+    return TokenEvent(
+        seq=batch[0].index,
+        token_ids=[output.token_id for output in batch],
+        texts=[output.text for output in batch],
+        logprobs=logprobs,
+        finish_reason=last.finish_reason,
+        usage=Usage(last.prompt_tokens, last.completion_tokens) if final else None,
+        timings=timings if final else None,
+    )
+
+
+class TokenEmitter:
+    """`async with TokenEmitter(ctx) as emitter: emitter.add(output)...`; leaving the block waits
+    until every token is out (raising ClientGone when nobody listened, or the publish error).
+
+    With `stream=False` (the client wants the whole answer at once) tokens are held back and leave
+    in one event with the last one."""
+
+    def __init__(self, ctx: JobContext, stream: bool = True) -> None:
+        self._ctx = ctx
+        self._stream = stream
+        self._pending: list[TokenOutput] = []
+        self._timings: dict[str, float] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, output: TokenOutput, timings: dict[str, float] | None = None) -> None:
+        """Queue a token (with the request's timings on the last one); raises if an earlier publish
+        failed or found the client gone."""
+        if self._task is not None and self._task.done():
+            self._task.result()  # re-raises ClientGone or a Redis error
+        self._pending.append(output)
+        if timings is not None:
+            self._timings = timings
+        if not self._stream and output.finish_reason is None:
+            return
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            await self._ctx.emit(token_event(batch, self._timings))
+
+    async def __aenter__(self) -> TokenEmitter:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._task is None:
+            return
+        if kind is None:
+            await self._task
+        else:  # the job failed or was cancelled: stop publishing for it
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ClientGone, Exception):
+                await self._task
