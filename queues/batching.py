@@ -1,9 +1,9 @@
 """Group commit: many concurrent callers, one Redis round trip.
 
-`await batcher.submit(item)` queues the item; a single flush task sends everything queued so far
-in one call and resolves each caller with its own result. While one flush is in flight new items
-accumulate for the next, so under load batches grow by themselves and when idle an item goes out
-at once (no timer, no added latency).
+`await batcher.submit(item)` queues the item. When no flush is running, the caller itself flushes
+its batch (no extra task, no extra loop turn when idle); whatever others queued meanwhile goes out
+in the next batch, flushed by a task. Under load batches grow by themselves; when idle an item goes
+out at once (no timer, no added latency).
 """
 
 from __future__ import annotations
@@ -21,30 +21,45 @@ class Batcher(Generic[T, R]):
         self._flush = flush
         self._max_batch = max_batch
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
+        self._flushing = False
         self._task: asyncio.Task[None] | None = None
 
     async def submit(self, item: T) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._drain())
+        if not self._flushing:
+            self._flushing = True
+            try:
+                while not future.done():
+                    await self._flush_batch()
+            finally:
+                if self._queue:  # items queued meanwhile (or this caller was cancelled)
+                    self._task = asyncio.create_task(self._drain())
+                else:
+                    self._flushing = False
         return await future
 
     async def _drain(self) -> None:
-        while self._queue:
-            batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
-            try:
-                results = await self._flush([item for item, _ in batch])
-            except BaseException as exc:  # the callers decide what a failed flush means
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc if isinstance(exc, Exception) else ConnectionError(str(exc)))
-                if not isinstance(exc, Exception):
-                    raise
-                continue
-            for (_, future), result in zip(batch, results, strict=True):
+        try:
+            while self._queue:
+                await self._flush_batch()
+        finally:
+            self._flushing = False
+
+    async def _flush_batch(self) -> None:
+        batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
+        try:
+            results = await self._flush([item for item, _ in batch])
+        except BaseException as exc:  # the callers decide what a failed flush means
+            for _, future in batch:
                 if not future.done():
-                    future.set_result(result)
+                    future.set_exception(exc if isinstance(exc, Exception) else ConnectionError(str(exc)))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
 
     async def close(self) -> None:
         """Wait for queued items to be flushed."""
