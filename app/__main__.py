@@ -1,10 +1,15 @@
-"""Run the front door: `python -m app` (settings from the environment, see the README)."""
+"""Run the front door: `python -m app` (settings from the environment, see the README).
+
+With APP_WORKERS > 1, uvicorn runs that many front-door processes on one port; each has its own
+Redis connections and token-channel subscriber, so they share nothing but the queues.
+"""
 
 from __future__ import annotations
 
 import gc
 
 import uvicorn
+from starlette.applications import Starlette
 
 from app.server import create_app
 from app.settings import AppSettings
@@ -13,17 +18,25 @@ from queues.logs import setup_logging
 from workers.media.config import MediaConfig
 
 
-def main() -> None:
+def app_from_env() -> Starlette:
+    """The application factory each front-door process calls."""
     setup_logging()
-    settings = from_env(AppSettings)
-    app = create_app(settings, from_env(RuntimeConfig), MediaConfig.from_env())
+    app = create_app(from_env(AppSettings), from_env(RuntimeConfig), MediaConfig.from_env())
     # The ~400k objects of the loaded libraries, tokenizer and chat template never become garbage, but
     # every full collection walked them: a 300-500 ms pause of the whole event loop every 10 s or so
     # under load (ops/bench/serve_bench.py at concurrency 32). Frozen, a full collection takes ~10 ms.
     gc.collect()
     gc.freeze()
+    return app
+
+
+def main() -> None:
+    setup_logging()
+    settings = from_env(AppSettings)
     uvicorn.run(
-        app,
+        "app.__main__:app_from_env",
+        factory=True,
+        workers=settings.app_workers,
         host=settings.host,
         port=settings.port,
         loop="uvloop",

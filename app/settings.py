@@ -35,6 +35,7 @@ class AppSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_names(""
     mode: Mode = "e-p-d"
     host: str = "127.0.0.1"
     port: int = 8000
+    app_workers: int = 1  # front-door processes on the port (uvicorn workers)
     api_keys: list[str] = []  # when set, every route but /health needs `Authorization: Bearer <key>`
     max_body_bytes: int = 64 * 1024 * 1024
     max_images_per_request: int = 16
