@@ -119,24 +119,29 @@ async def collect(events: AsyncIterator[Output], meta: Meta) -> ChatCompletion:
 
 
 async def sse(events: AsyncIterator[Output], meta: Meta, include_usage: bool) -> AsyncIterator[bytes]:
-    """Server-sent events: a role chunk, one chunk per token event, optionally usage, then [DONE]."""
-    yield _frame(_chunk(meta, Delta(role="assistant", content="")))
+    """Server-sent events: a role chunk, one chunk per token event, optionally usage, then [DONE].
+
+    Frames that are ready together leave in one write: the role chunk with the first tokens, the
+    last tokens with the usage chunk and [DONE]."""
+    pending = _frame(_chunk(meta, Delta(role="assistant", content="")))
     async for event in events:
         if isinstance(event, ErrorEvent):
-            yield b"data: " + _json.encode(error_from_event(event).body()) + b"\n\n"
+            pending += b"data: " + _json.encode(error_from_event(event).body()) + b"\n\n"
             break
         meta.observe(event)
         chunk = _chunk(meta, Delta(content=event.text), event.finish_reason, meta.logprobs(event.logprobs))
         if meta.return_token_ids:
             chunk.choices[0].token_ids = event.token_ids
-        if event.finish_reason is not None:
-            chunk.timings = event.timings
-        yield _frame(chunk)
-        if event.finish_reason is not None:
-            if include_usage:
-                yield _frame(ChatCompletionChunk(meta.id, meta.created, meta.model, [], usage=_usage(event)))
-            break
-    yield b"data: [DONE]\n\n"
+        if event.finish_reason is None:
+            yield pending + _frame(chunk)
+            pending = b""
+            continue
+        chunk.timings = event.timings
+        pending += _frame(chunk)
+        if include_usage:
+            pending += _frame(ChatCompletionChunk(meta.id, meta.created, meta.model, [], usage=_usage(event)))
+        break
+    yield pending + b"data: [DONE]\n\n"
 
 
 def _chunk(

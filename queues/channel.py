@@ -23,6 +23,7 @@ from queues.batching import Batcher
 from queues.keys import Keys
 from queues.messages import ErrorEvent, Event, ProgressEvent, TokenEvent, decode_event, encode_event
 from queues.pubsub import Subscriber
+from queues.scripts import publish_script
 
 Output = TokenEvent | ErrorEvent
 
@@ -40,10 +41,10 @@ class TokenPublisher:
         return await self._batcher.submit((self._keys.tokens(request_id), encode_event(event)))
 
     async def _flush(self, items: list[tuple[str, bytes]]) -> list[int]:
-        pipe = self._client.pipeline(transaction=False)
+        args: list[str | bytes] = []
         for channel, data in items:
-            pipe.publish(channel, data)
-        return [int(n) for n in await pipe.execute()]
+            args += [channel, data]
+        return [int(n) for n in await publish_script(self._client, [], args)]
 
     async def close(self) -> None:
         await self._batcher.close()

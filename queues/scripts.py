@@ -65,6 +65,17 @@ return lost
 """
 
 
+# Publish several messages in one command: ARGV is channel, message, channel, message, ...
+# Returns the receiver count of each. (One reply to parse instead of one per message.)
+PUBLISH_MANY = """
+local counts = {}
+for i = 1, #ARGV, 2 do
+  counts[#counts + 1] = redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
+end
+return counts
+"""
+
+
 class Script:
     """A Lua script called by SHA; loaded on first use and again after a Redis restart."""
 
@@ -98,3 +109,4 @@ class Script:
 enqueue_script = Script(ENQUEUE)
 settle_script = Script(SETTLE)
 renew_script = Script(RENEW)
+publish_script = Script(PUBLISH_MANY)
