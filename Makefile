@@ -8,7 +8,7 @@ CONSTRAINTS := $(if $(filter x86_64,$(shell uname -m)),-c ops/constraints.txt,)
 STAMP := $(VENV)/.installed-test
 PYTEST_ARGS ?=
 
-.PHONY: venv lint typecheck test unit integration e2e chaos run bench-queue bench-engine bench-media bench-transfer clean
+.PHONY: venv lint typecheck test unit integration e2e chaos test-sglang run bench-queue bench-engine bench-media bench-transfer clean
 
 $(STAMP): pyproject.toml ops/constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ integration: venv
 
 chaos: venv
 	$(VENV)/bin/pytest -q tests/chaos $(PYTEST_ARGS)
+
+# The sglang backend's tests in their own virtualenv (.venv-sglang, ~11 GB; docs/SGLANG.md)
+test-sglang:
+	PYTHON=$(PYTHON) PYTEST_ARGS="$(PYTEST_ARGS)" ops/test_sglang.sh
 
 run: venv
 	$(PY) -m ops.run

@@ -60,6 +60,12 @@ async def build_engine(settings: WorkerSettings, info: ModelInfo, stage: str = "
         return MockEngine(info, timings, limits)
     if not settings.device.startswith("cuda"):
         torch.set_num_threads(settings.torch_threads or max(1, (os.cpu_count() or 1) // 4))
+    if settings.engine == "sglang":  # imported here: the sglang backend is an optional install
+        from workers.engine.sglang.loader import load_sglang_engine
+
+        engine = await load_sglang_engine(settings, info, stage)
+        if engine is not None:  # None: e-pd's encode stage, the transformers vision tower
+            return engine
     dtype = getattr(torch, settings.dtype)
     return await asyncio.to_thread(load_engine, settings.model, settings.device, dtype, limits)
 
