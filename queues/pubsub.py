@@ -75,7 +75,8 @@ class Subscriber:
         self._confirmations.setdefault(name, []).append(future)
         try:
             self._queue_command(b"SUBSCRIBE", name)
-            await asyncio.wait_for(future, self._timeout)
+            async with asyncio.timeout(self._timeout):
+                await future
         except BaseException:
             self._callbacks.pop(name, None)
             waiting = self._confirmations.get(name, [])
@@ -106,10 +107,9 @@ class Subscriber:
                 commands[-1].append(name)
             else:
                 commands.append([command, name])
-        conn = self._conn
-        packed = conn.pack_commands([tuple(command) for command in commands])
-        task = asyncio.ensure_future(conn.send_packed_command(packed, check_health=False))
-        task.add_done_callback(_log_failure)
+        writer = self._conn._writer
+        if writer is not None:  # straight to the transport: no task, no extra turn of the loop
+            writer.writelines(self._conn.pack_commands([tuple(command) for command in commands]))
 
     async def _connect(self) -> None:
         conn = self._client.connection_pool.make_connection()
@@ -196,8 +196,3 @@ class Subscriber:
                     future.set_exception(exc)
         self._confirmations.clear()
 
-
-def _log_failure(task: asyncio.Task[None]) -> None:
-    """A failed write surfaces on the reader (which then reconnects); note it here too."""
-    if not task.cancelled() and task.exception() is not None:
-        log.debug("pub/sub write failed: %s", task.exception())
