@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.errors import APIError
@@ -70,16 +70,18 @@ class Gateway:
             gap_s=self.config.gap_s,
             deadline=request.deadline,
         )
-        try:
-            await stream.__aenter__()
-        except _UNAVAILABLE as exc:
-            raise self._unavailable(exc) from None
         job = Job(request=request, stage=request.route[0])
         try:
-            entry_id = await self.producer.enqueue(job)
+            # SUBSCRIBE and the enqueue on one connection, in that order: no event can be missed
+            try:
+                reply = await stream.open_with(*self.producer.command(job))
+            except NoScriptError:  # Redis restarted: load the script; the subscription is live
+                await self.producer.load_script()
+                reply = await self.producer.enqueue(job)
+            entry_id = self.producer.entry_id(job, reply)
         except BaseException as exc:
             with contextlib.suppress(*_UNAVAILABLE, RedisError):
-                await stream.__aexit__(None, None, None)
+                await stream.close()
             if isinstance(exc, BacklogFull):
                 raise APIError(
                     429,
@@ -143,7 +145,7 @@ class Submission:
     async def close(self) -> None:
         gateway = self._gateway
         with contextlib.suppress(*_UNAVAILABLE, RedisError):
-            await self._stream.__aexit__(None, None, None)
+            await self._stream.close()
             if not self._finished:
                 request_id = self._stream.request_id
                 await cancel_request(gateway.redis, gateway.keys, request_id, gateway.config.cancel_ttl_s)

@@ -191,26 +191,29 @@ async def _read_body(http: HTTPRequest, limit: int) -> bytes:
 
 
 async def _unless_disconnected(http: HTTPRequest, work: Awaitable[T]) -> T:
-    """Run `work`, cancelling it if the client disconnects first (the caller then cancels the job)."""
-    task = asyncio.ensure_future(work)
+    """Await `work` in this task; if the client disconnects first, cancel it (the caller then cancels
+    the job). One watcher task per request, and no extra hop when `work` finishes."""
+    current = asyncio.current_task()
+    assert current is not None
+    gone = False
 
-    async def disconnected() -> None:
-        while True:
-            message = await http.receive()
-            if message["type"] == "http.disconnect":
-                return
+    async def watch() -> None:
+        nonlocal gone
+        while (await http.receive())["type"] != "http.disconnect":
+            pass
+        gone = True
+        current.cancel()
 
-    watcher = asyncio.ensure_future(disconnected())
+    watcher = asyncio.create_task(watch())
     try:
-        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
-            return task.result()
-        task.cancel()
-        raise APIError(499, "the client disconnected", code="client_disconnected")
+        return await work
+    except asyncio.CancelledError:
+        if not gone:
+            raise
+        current.uncancel()
+        raise APIError(499, "the client disconnected", code="client_disconnected") from None
     finally:
         watcher.cancel()
-        if not task.done():
-            task.cancel()
 
 
 class AuthMiddleware:

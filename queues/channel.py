@@ -15,6 +15,7 @@ import asyncio
 import math
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -78,7 +79,17 @@ class TokenStream:
         await self._subscriber.subscribe(self._channel, self._inbox.put_nowait)
         return self
 
+    async def open_with(self, *command: Any) -> Any:
+        """Subscribe and, on the same connection right after, run `command` (e.g. the enqueue of the
+        job whose events come here); returns its reply. Use instead of `async with`, then `close()`."""
+        reply = self._subscriber.subscribe_then(self._channel, self._inbox.put_nowait, *command)
+        async with asyncio.timeout(self._subscriber.timeout_s):
+            return await reply
+
     async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
         await self._subscriber.unsubscribe(self._channel)
 
     async def events(self) -> AsyncIterator[Output]:

@@ -26,14 +26,30 @@ class Producer:
 
     async def enqueue(self, job: Job) -> str:
         """Add `job` to its stage's stream; returns the entry id. Raises BacklogFull at the limit."""
+        keys, args = self.script_call(job)
+        return self.entry_id(job, await self._batcher.submit((keys, args)))
+
+    def script_call(self, job: Job) -> tuple[list[str], list[str | bytes | int]]:
+        """(keys, args) of the enqueue script for `job`, stamped with the enqueue time."""
         job = msgspec.structs.replace(job, enqueued_at=time.time())
-        stream = self.keys.stream(job.stage)
         args: list[str | bytes | int] = [self.backlog_limit]
         for name, value in encode_job(job).items():
             args += [name, value]
-        entry_id = await self._batcher.submit(([stream], args))
-        if isinstance(entry_id, Exception):
-            raise entry_id
-        if entry_id is None:
-            raise BacklogFull(stream, self.backlog_limit)
-        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+        return [self.keys.stream(job.stage)], args
+
+    def command(self, job: Job) -> list[str | bytes | int]:
+        """The whole EVALSHA command that enqueues `job`, for a caller sending it on its own
+        connection (the front door sends it right behind its SUBSCRIBE)."""
+        keys, args = self.script_call(job)
+        return ["EVALSHA", enqueue_script.sha, len(keys), *keys, *args]
+
+    def entry_id(self, job: Job, reply: Any) -> str:
+        """The entry id from the script's reply; raises BacklogFull when it refused, or the error."""
+        if isinstance(reply, Exception):
+            raise reply
+        if reply is None:
+            raise BacklogFull(self.keys.stream(job.stage), self.backlog_limit)
+        return reply.decode() if isinstance(reply, bytes) else str(reply)
+
+    async def load_script(self) -> None:
+        await self.client.script_load(enqueue_script.source)

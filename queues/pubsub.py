@@ -10,19 +10,25 @@ and subscribes again to every channel it had; callers learn of the outage throug
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import math
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger(__name__)
 
 Callback = Callable[[bytes], None]
+_PUSH_KINDS = frozenset(
+    {b"message", b"subscribe", b"unsubscribe", b"pmessage", b"psubscribe", b"punsubscribe"}
+)
 _DISCONNECTS = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.IncompleteReadError)
 
 
@@ -45,6 +51,7 @@ class Subscriber:
         self._connected = asyncio.Event()
         self._last_seen = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._replies: collections.deque[asyncio.Future[Any]] = collections.deque()
         self._outbox: list[tuple[bytes, bytes]] = []
 
     async def start(self) -> None:
@@ -60,6 +67,10 @@ class Subscriber:
         if self._conn is not None:
             await self._conn.disconnect()
         self._fail_confirmations(ConnectionError("subscriber closed"))
+
+    @property
+    def timeout_s(self) -> float:
+        return self._timeout
 
     @property
     def connected(self) -> bool:
@@ -83,6 +94,20 @@ class Subscriber:
             if future in waiting:
                 waiting.remove(future)
             raise
+
+    def subscribe_then(self, channel: str, callback: Callback, *command: Any) -> asyncio.Future[Any]:
+        """Subscribe to `channel` and run `command` right after it on the same connection; returns the
+        command's reply. Redis executes the two in order, so whatever the command sets off (a job
+        whose tokens come back on `channel`) finds the subscription live, without waiting for the
+        confirmation first (RESP3 allows commands on a subscribed connection)."""
+        if not self._connected.is_set() or self._conn is None or self._conn._writer is None:
+            raise ConnectionError("pub/sub connection to Redis is down")
+        name = channel.encode()
+        self._callbacks[name] = callback
+        reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._replies.append(reply)
+        self._conn._writer.writelines(self._conn.pack_commands([(b"SUBSCRIBE", name), command]))
+        return reply
 
     async def unsubscribe(self, channel: str) -> None:
         name = channel.encode()
@@ -154,11 +179,16 @@ class Subscriber:
         assert self._conn is not None
         loop = asyncio.get_running_loop()
         while True:
-            reply = await self._conn.read_response(
-                timeout=math.inf, disconnect_on_error=False, push_request=True
-            )
+            try:
+                reply = await self._conn.read_response(
+                    timeout=math.inf, disconnect_on_error=False, push_request=True
+                )
+            except ResponseError as exc:  # an error reply to a command, not a broken connection
+                self._reply(exc)
+                continue
             self._last_seen = loop.time()
-            if not isinstance(reply, list) or not reply:
+            if not isinstance(reply, list) or not reply or reply[0] not in _PUSH_KINDS:
+                self._reply(reply)  # the reply to a command of subscribe_then() or to a PING
                 continue
             kind = reply[0]
             if kind == b"message":
@@ -182,6 +212,7 @@ class Subscriber:
             if self._conn is None:
                 return
             sent = loop.time()
+            self._replies.append(loop.create_future())  # its PONG is a reply like any other
             await self._conn.send_command("PING", check_health=False)
             await asyncio.sleep(self._timeout)
             if self._last_seen < sent:
@@ -189,10 +220,25 @@ class Subscriber:
                 await self._conn.disconnect()
                 return
 
+    def _reply(self, reply: Any) -> None:
+        if not self._replies:
+            return
+        future = self._replies.popleft()
+        if future.done():
+            return
+        if isinstance(reply, Exception):
+            future.set_exception(reply)
+        else:
+            future.set_result(reply)
+
     def _fail_confirmations(self, exc: Exception) -> None:
         for waiting in self._confirmations.values():
             for future in waiting:
                 if not future.done():
                     future.set_exception(exc)
         self._confirmations.clear()
+        while self._replies:
+            future = self._replies.popleft()
+            if not future.done():
+                future.set_exception(exc)
 

@@ -140,33 +140,39 @@ async def test_undecodable_image_fails_cleanly_and_workers_stay_up(system: Syste
     assert len(await ask(system, "Still there?", [], GREEDY)) > 0
 
 
-async def test_client_disconnect_cancels_the_work(system: System) -> None:
+@pytest.mark.parametrize("stream", [True, False], ids=["streaming", "not-streaming"])
+async def test_client_disconnect_cancels_the_work(system: System, stream: bool) -> None:
     keys = Keys()
     last_stage = {"agg": "agg", "e-pd": "pd", "e-p-d": "decode"}[system.mode]
     body = {
         "messages": [{"role": "user", "content": "Go on forever."}],
         "max_tokens": 4000,
         "ignore_eos": True,
-        "stream": True,
+        "stream": stream,
     }
-    async with (
-        httpx.AsyncClient(base_url=system.url, timeout=60) as client,
-        client.stream("POST", "/v1/chat/completions", json=body) as response,
-    ):
-        chunks = 0
-        async for _ in response.aiter_lines():
-            chunks += 1
-            if chunks > 6:
-                break  # leaving the block closes the connection mid-stream
+    if stream:
+        async with (
+            httpx.AsyncClient(base_url=system.url, timeout=60) as client,
+            client.stream("POST", "/v1/chat/completions", json=body) as response,
+        ):
+            chunks = 0
+            async for _ in response.aiter_lines():
+                chunks += 1
+                if chunks > 6:
+                    break  # leaving the block closes the connection mid-stream
+    else:  # the client gives up waiting for the whole answer and closes the connection
+        async with httpx.AsyncClient(base_url=system.url, timeout=1.5) as client:
+            with pytest.raises(httpx.ReadTimeout):
+                await client.post("/v1/chat/completions", json=body)
     client_redis = aioredis.Redis.from_url(system.redis.url)
     try:
-        stream = keys.stream(last_stage)
+        stage_stream = keys.stream(last_stage)
         deadline = time.monotonic() + 15  # 4000 tokens would take far longer than this
         while time.monotonic() < deadline:
-            if await client_redis.xlen(stream) == 0:
+            if await client_redis.xlen(stage_stream) == 0:
                 break
             await asyncio.sleep(0.2)
-        assert await client_redis.xlen(stream) == 0
-        assert (await client_redis.xpending(stream, last_stage))["pending"] == 0
+        assert await client_redis.xlen(stage_stream) == 0
+        assert (await client_redis.xpending(stage_stream, last_stage))["pending"] == 0
     finally:
         await client_redis.aclose()
