@@ -31,6 +31,7 @@ from app.errors import APIError
 from app.gateway import Gateway
 from app.metrics import FrontDoorMetrics
 from app.openapi import build_openapi
+from app.prompts import PromptRenderer
 from app.sampling import resolve_sampling
 from app.settings import AppSettings, route, stages
 from app.types import ChatCompletionRequest, ModelCard, ModelList
@@ -52,6 +53,7 @@ class FrontDoor:
         self.settings = settings
         self.media = media
         self.info = ModelInfo.load(settings.model)
+        self.prompts = PromptRenderer(self.info, settings.prompt_cache_entries)
         self.gateway = Gateway(runtime, settings.retry_after_s)
         self.metrics = FrontDoorMetrics()
         self.created = int(time.time())
@@ -80,7 +82,7 @@ class FrontDoor:
             )
         converted = convert(body, self.settings, self.media, self.info.modalities)
         try:
-            prompt_ids = self.info.render_prompt(converted.messages)
+            prompt_ids = self.prompts.render(converted.messages)
         except ValueError as exc:
             raise APIError(400, f"the messages could not be rendered: {exc}", param="messages") from None
         if len(prompt_ids) > self.max_prompt:

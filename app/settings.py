@@ -44,6 +44,7 @@ class AppSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_names(""
     max_prompt_tokens: int = 0  # 0: the model's context length
     max_tokens_limit: int = 4096  # largest max_tokens a request may ask for
     default_max_tokens: int = 256  # when the request gives none (nor does generation_config.json)
+    prompt_cache_entries: int = 1024  # rendered prompts kept for requests with the same messages
     request_timeout_s: float = 300.0  # deadline of every request, from acceptance
     retry_after_s: int = 1  # Retry-After of a 429 / 503
 

@@ -157,7 +157,7 @@ async def generate(
 ) -> None:
     """Decode to the end, publishing every token to the client (ClientGone if nobody listens)."""
     began = time.perf_counter()
-    stream = ctx.engine.generate(job.request.id, kv, state, job.request.sampling)
+    stream = ctx.engine.generate(job.request.id, kv, state, job.request.sampling, stream=job.request.stream)
     async with contextlib.aclosing(stream), TokenEmitter(jctx, job.request.stream) as emitter:
         async for output in stream:
             final_timings = None

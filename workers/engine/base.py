@@ -49,10 +49,17 @@ class Engine(Protocol):
         ...
 
     def generate(
-        self, request_id: str, kv: list[torch.Tensor], state: DecodeState, sampling: SamplingParams
+        self,
+        request_id: str,
+        kv: list[torch.Tensor],
+        state: DecodeState,
+        sampling: SamplingParams,
+        *,
+        stream: bool = True,
     ) -> AsyncGenerator[TokenOutput, None]:
-        """Stream every generated token, starting with the one prefill sampled; the last has a
-        finish_reason. Closing the iterator early frees the sequence."""
+        """Every generated token, starting with the one prefill sampled; the last has a
+        finish_reason. With `stream=False` the tokens after the first may arrive all at the end (the
+        caller wants only the whole answer). Closing the iterator early frees the sequence."""
         ...
 
     async def cancel(self, request_id: str) -> None:

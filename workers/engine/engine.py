@@ -89,7 +89,13 @@ class TransformersEngine:
         return result
 
     def generate(
-        self, request_id: str, kv: list[torch.Tensor], state: DecodeState, sampling: SamplingParams
+        self,
+        request_id: str,
+        kv: list[torch.Tensor],
+        state: DecodeState,
+        sampling: SamplingParams,
+        *,
+        stream: bool = True,
     ) -> AsyncGenerator[TokenOutput, None]:
         """Validates eagerly (bad KV raises here, before it can fail a shared batch step)."""
         self._check_open()
@@ -101,7 +107,7 @@ class TransformersEngine:
         sequence = Sequence(
             request_id, state, sampling, self._eos, self.info.tokenizer, self.info.max_context, self.device
         )
-        return self._scheduler.stream(sequence, kv)
+        return self._scheduler.stream(sequence, kv, stream)
 
     async def cancel(self, request_id: str) -> None:
         self._scheduler.forget(request_id)

@@ -48,6 +48,14 @@ class MockTimings:
     head_dim: int = 4
 
 
+def _mix(value: int) -> int:
+    """splitmix64's finaliser: a cheap, well-spread, deterministic integer hash (per token)."""
+    value = (value + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return value ^ (value >> 31)
+
+
 def _draw(*parts: object) -> int:
     return int.from_bytes(hashlib.blake2b(repr(parts).encode(), digest_size=8).digest(), "little")
 
@@ -133,7 +141,13 @@ class MockEngine:
         return PrefillResult(kv=kv, state=state)
 
     def generate(
-        self, request_id: str, kv: list[torch.Tensor], state: DecodeState, sampling: SamplingParams
+        self,
+        request_id: str,
+        kv: list[torch.Tensor],
+        state: DecodeState,
+        sampling: SamplingParams,
+        *,
+        stream: bool = True,
     ) -> AsyncGenerator[TokenOutput, None]:
         sequence = Sequence(
             request_id,
@@ -144,7 +158,7 @@ class MockEngine:
             self.info.max_context,
             torch.device("cpu"),
         )
-        return self._scheduler.stream(sequence, kv)
+        return self._scheduler.stream(sequence, kv, stream)
 
     async def cancel(self, request_id: str) -> None:
         self._scheduler.forget(request_id)
@@ -156,7 +170,7 @@ class MockEngine:
     # --- simulated decode ---
 
     def _token(self, stream: int, index: int) -> int:
-        return self._words[_draw(stream, index) % len(self._words)]
+        return self._words[_mix(stream + index) % len(self._words)]
 
     async def _step(self, admitted: list[Admission], drops: list[str]) -> StepResult:
         async with self._device:  # the whole step, like one call on the real engine thread
@@ -170,7 +184,8 @@ class MockEngine:
 
     def _advance(self, sequence: Sequence) -> TokenOutput:
         state, params = sequence.state, sequence.sampling
-        token = self._token(_draw(state.first_token, state.prompt_len, params.seed), len(sequence.generated))
+        stream = _mix(_mix(_mix(state.first_token) ^ state.prompt_len) ^ (params.seed & 0xFFFFFFFFFFFFFFFF))
+        token = self._token(stream, len(sequence.generated))
         logprob = -1.0 if params.logprobs else None
         top = [(token, -1.0)] if params.logprobs and params.top_logprobs else None
         return sequence.accept(token, logprob, top)

@@ -28,7 +28,11 @@ PIPELINE_DEPTH = 2
 class Admission:
     sequence: Sequence
     kv: list[torch.Tensor]
-    queue: asyncio.Queue[TokenOutput | BaseException | None] = field(default_factory=asyncio.Queue)
+    stream: bool = True  # False: the consumer wants the outputs only at the end, in one wake-up
+    held: list[TokenOutput] = field(default_factory=list)
+    queue: asyncio.Queue[TokenOutput | list[TokenOutput] | BaseException | None] = field(
+        default_factory=asyncio.Queue
+    )
 
 
 @dataclass(frozen=True)
@@ -63,8 +67,11 @@ class DecodeScheduler:
     def knows(self, request_id: str) -> bool:
         return request_id in self._running or any(a.sequence.request_id == request_id for a in self._waiting)
 
-    async def stream(self, sequence: Sequence, kv: list[torch.Tensor]) -> AsyncGenerator[TokenOutput, None]:
-        """All outputs of `sequence`, the first (prefill's token) right away."""
+    async def stream(
+        self, sequence: Sequence, kv: list[torch.Tensor], stream: bool = True
+    ) -> AsyncGenerator[TokenOutput, None]:
+        """All outputs of `sequence`, the first (prefill's token) right away. With `stream=False` the
+        others arrive together after the last step (one wake-up of the consumer, not one a step)."""
         if self._closed:
             raise RuntimeError("engine is closed")
         if self.knows(sequence.request_id):
@@ -73,7 +80,7 @@ class DecodeScheduler:
         if first.finish_reason is not None:
             yield first
             return
-        admission = Admission(sequence, kv)
+        admission = Admission(sequence, kv, stream)
         self._waiting.append(admission)
         self._start()
         finished = False
@@ -85,8 +92,9 @@ class DecodeScheduler:
                     return
                 if isinstance(item, BaseException):
                     raise item
-                finished = item.finish_reason is not None
-                yield item
+                for output in item if isinstance(item, list) else [item]:
+                    finished = output.finish_reason is not None
+                    yield output
         finally:
             if not finished:
                 self.forget(sequence.request_id)
@@ -162,9 +170,13 @@ class DecodeScheduler:
             running = self._running.get(sequence.request_id)
             if running is None or running.sequence is not sequence:
                 continue  # cancelled while the step ran
-            running.queue.put_nowait(output)
             if output.finish_reason is not None:
                 del self._running[sequence.request_id]
+                running.queue.put_nowait([*running.held, output] if running.held else output)
+            elif running.stream:
+                running.queue.put_nowait(output)
+            else:
+                running.held.append(output)
 
     async def _fail_running(self, error: Exception) -> None:
         failed, self._running = self._running, {}

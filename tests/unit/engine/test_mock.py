@@ -77,3 +77,19 @@ async def test_stop_strings_and_cancel(mock: MockEngine) -> None:
     await anext(stream)
     await mock.cancel("cancel-me")
     assert [o async for o in stream] == []
+
+
+async def test_not_streaming_gives_the_same_outputs_in_fewer_wakeups(mock: MockEngine) -> None:
+    sampling = SamplingParams(max_tokens=8, seed=3)
+    prompt = mock.info.render_prompt([{"role": "user", "content": "tell"}])
+    streamed = await run(mock, "tell", sampling, "s1")
+    result = await mock.prefill(prompt, [], sampling)
+    arrivals: list[int] = []
+    outputs: list[TokenOutput] = []
+    steps_before = mock.stats.decode_steps
+    async for output in mock.generate("s2", result.kv, result.state, sampling, stream=False):
+        arrivals.append(mock.stats.decode_steps - steps_before)
+        outputs.append(output)
+    assert outputs == streamed
+    # the first token comes from prefill at once; every other one only after the last step
+    assert arrivals[0] == 0 and set(arrivals[1:]) == {mock.stats.decode_steps - steps_before}

@@ -116,7 +116,13 @@ class SglangEngine:
         )
 
     def generate(
-        self, request_id: str, kv: list[torch.Tensor], state: DecodeState, sampling: SamplingParams
+        self,
+        request_id: str,
+        kv: list[torch.Tensor],
+        state: DecodeState,
+        sampling: SamplingParams,
+        *,
+        stream: bool = True,  # sglang streams either way
     ) -> AsyncGenerator[TokenOutput, None]:
         """Validates eagerly: `kv` must be a handle `prefill` of this engine returned."""
         self._check_open()
