@@ -106,6 +106,8 @@ class ModelInfo:
         backend = getattr(self.tokenizer, "backend_tokenizer", None)
         if backend is None:
             return list(self.tokenizer(text)["input_ids"])
+        if hasattr(backend, "encode_batch_fast"):  # tokenizers >= 0.21: no offsets computed
+            return list(backend.encode_batch_fast([text])[0].ids)
         return list(backend.encode(text).ids)
 
     def detokenizer(self) -> IncrementalDetokenizer:
