@@ -1,9 +1,9 @@
 """Group commit: many concurrent callers, one Redis round trip.
 
-`await batcher.submit(item)` queues the item. When no flush is running, the caller itself flushes
-its batch (no extra task, no extra loop turn when idle); whatever others queued meanwhile goes out
-in the next batch, flushed by a task. Under load batches grow by themselves; when idle an item goes
-out at once (no timer, no added latency).
+`await batcher.submit(item)` queues the item; one flushing task sends the queued items together and
+keeps going while more arrive. Under load batches grow by themselves; when idle an item goes out on
+the next loop turn (no timer). The flush runs in its own task, never in a caller's: a caller that is
+cancelled (its request was) must not abort a round trip that carries other callers' items.
 """
 
 from __future__ import annotations
@@ -21,22 +21,13 @@ class Batcher(Generic[T, R]):
         self._flush = flush
         self._max_batch = max_batch
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
-        self._flushing = False
         self._task: asyncio.Task[None] | None = None
 
     async def submit(self, item: T) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
-        if not self._flushing:
-            self._flushing = True
-            try:
-                while not future.done():
-                    await self._flush_batch()
-            finally:
-                if self._queue:  # items queued meanwhile (or this caller was cancelled)
-                    self._task = asyncio.create_task(self._drain())
-                else:
-                    self._flushing = False
+        if self._task is None:
+            self._task = asyncio.create_task(self._drain())
         return await future
 
     async def _drain(self) -> None:
@@ -44,7 +35,7 @@ class Batcher(Generic[T, R]):
             while self._queue:
                 await self._flush_batch()
         finally:
-            self._flushing = False
+            self._task = None
 
     async def _flush_batch(self) -> None:
         batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]

@@ -97,6 +97,7 @@ class InFlight:
     entry: Entry
     task: asyncio.Task[None]
     stop_reason: str = ""  # why the runtime cancelled it: "client", "lost" or "left"
+    settling: bool = False  # its settle script is under way: it stops by itself, never cancel it
 
 
 @dataclass
@@ -301,7 +302,7 @@ class StageWorker:
         lost = await renew_script(self.redis, [self.stream], [self.group, self.consumer, *ids])
         for raw in lost:
             job = self._in_flight.get(raw.decode())
-            if job is not None:
+            if job is not None and not job.settling:  # a settled entry is gone, not taken over
                 log.warning("entry %s was taken over by another worker; stopping my copy", job.entry.id)
                 job.stop_reason = "lost"
                 job.task.cancel()
@@ -311,7 +312,7 @@ class StageWorker:
 
     def _cancel_request(self, request_id: str) -> None:
         for job in list(self._in_flight.values()):
-            if job.entry.request_id == request_id:
+            if job.entry.request_id == request_id and not job.settling:
                 job.stop_reason = "client"
                 job.task.cancel()
 
@@ -453,6 +454,9 @@ class StageWorker:
         """Acknowledge and delete `entry`, atomically adding `job` (or raw `fields` to `target`) and
         publishing `event`. Retries while Redis is unreachable, for up to one lease (after that
         the entry is someone else's to reclaim). Returns False when the entry is no longer ours."""
+        in_flight = self._in_flight.get(entry.id)
+        if in_flight is not None:
+            in_flight.settling = True
         if job is not None:
             target, fields = self.keys.stream(job.stage), {**encode_job(job)}
         request_id = entry.request_id
