@@ -8,7 +8,7 @@ CONSTRAINTS := $(if $(filter x86_64,$(shell uname -m)),-c ops/constraints.txt,)
 STAMP := $(VENV)/.installed-test
 PYTEST_ARGS ?=
 
-.PHONY: venv lint typecheck test unit integration e2e chaos test-sglang run bench-queue bench-engine bench-media bench-transfer clean
+.PHONY: venv lint typecheck test unit integration e2e chaos test-sglang run bench-queue bench-engine bench-media bench-transfer bench-serve clean
 
 $(STAMP): pyproject.toml ops/constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ bench-media: venv
 
 bench-transfer: venv
 	$(PY) -m ops.bench.transfer_bench
+
+# Our mock-engine system beside NVIDIA Dynamo's frontend + mocker (installed into .bench/dynamo)
+bench-serve: venv
+	$(PY) -m ops.bench.serve_bench --peer dynamo --engine mock
 
 clean:
 	rm -rf $(VENV) .bench .cache .mypy_cache .ruff_cache .pytest_cache
