@@ -6,7 +6,7 @@ Also records the per-request latency metrics (TTFT, inter-token latency, end to 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,7 +118,7 @@ async def collect(events: AsyncIterator[Output], meta: Meta) -> ChatCompletion:
     raise APIError(502, "the token stream ended without a final event", code="stream_lost")
 
 
-async def sse(events: AsyncIterator[Output], meta: Meta, include_usage: bool) -> AsyncIterator[bytes]:
+async def sse(events: AsyncIterator[Output], meta: Meta, include_usage: bool) -> AsyncGenerator[bytes, None]:
     """Server-sent events: a role chunk, one chunk per token event, optionally usage, then [DONE].
 
     Frames that are ready together leave in one write: the role chunk with the first tokens, the

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
@@ -135,14 +135,25 @@ class Submission:
         self._gateway = gateway
         self._stream = stream
         self._finished = False
+        self._events: AsyncGenerator[Output, None] | None = None
 
-    async def events(self) -> AsyncIterator[Output]:
-        async for event in self._stream.events():
-            if isinstance(event, ErrorEvent) or event.finish_reason is not None:
-                self._finished = True
-            yield event
+    def events(self) -> AsyncIterator[Output]:
+        if self._events is None:
+            self._events = self._relay()
+        return self._events
+
+    async def _relay(self) -> AsyncGenerator[Output, None]:
+        # Readers stop at the final event without exhausting the generators; closing them here, not
+        # by the garbage collector, spares the event loop a thread-safe wake-up and a task each.
+        async with contextlib.aclosing(self._stream.events()) as events:
+            async for event in events:
+                if isinstance(event, ErrorEvent) or event.finish_reason is not None:
+                    self._finished = True
+                yield event
 
     async def close(self) -> None:
+        if self._events is not None:
+            await self._events.aclose()
         gateway = self._gateway
         with contextlib.suppress(*_UNAVAILABLE, RedisError):
             await self._stream.close()

@@ -7,13 +7,12 @@ of the mode's route, and relays the events as SSE or one JSON body.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hmac
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -21,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request as HTTPRequest
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -32,6 +31,7 @@ from app.gateway import Gateway
 from app.metrics import FrontDoorMetrics
 from app.openapi import build_openapi
 from app.prompts import PromptRenderer
+from app.responses import EventStreamResponse, unless_disconnected
 from app.sampling import resolve_sampling
 from app.settings import AppSettings, route, stages
 from app.types import ChatCompletionRequest, ModelCard, ModelList
@@ -41,7 +41,6 @@ from queues.messages import Request
 from workers.engine.model_info import ModelInfo
 from workers.media.config import MediaConfig
 
-T = TypeVar("T")
 VERSION = "0.1.0"
 _decoder = msgspec.json.Decoder(ChatCompletionRequest)
 
@@ -121,16 +120,17 @@ class FrontDoor:
 
             async def stream() -> AsyncIterator[bytes]:
                 try:
-                    async for frame in sse(submission.events(), meta, include_usage):
-                        yield frame
+                    async with contextlib.aclosing(sse(submission.events(), meta, include_usage)) as frames:
+                        async for frame in frames:
+                            yield frame
                 finally:
                     self.metrics.in_flight.dec()
                     await submission.close()
 
             headers = {"Cache-Control": "no-cache"}
-            return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+            return EventStreamResponse(stream(), headers=headers)
         try:
-            completion = await _unless_disconnected(http, collect(submission.events(), meta))
+            completion = await unless_disconnected(http.receive, collect(submission.events(), meta))
         finally:
             self.metrics.in_flight.dec()
             await submission.close()
@@ -190,32 +190,6 @@ async def _read_body(http: HTTPRequest, limit: int) -> bytes:
             raise APIError(413, f"the request body is larger than {limit} bytes", code="body_too_large")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-async def _unless_disconnected(http: HTTPRequest, work: Awaitable[T]) -> T:
-    """Await `work` in this task; if the client disconnects first, cancel it (the caller then cancels
-    the job). One watcher task per request, and no extra hop when `work` finishes."""
-    current = asyncio.current_task()
-    assert current is not None
-    gone = False
-
-    async def watch() -> None:
-        nonlocal gone
-        while (await http.receive())["type"] != "http.disconnect":
-            pass
-        gone = True
-        current.cancel()
-
-    watcher = asyncio.create_task(watch())
-    try:
-        return await work
-    except asyncio.CancelledError:
-        if not gone:
-            raise
-        current.uncancel()
-        raise APIError(499, "the client disconnected", code="client_disconnected") from None
-    finally:
-        watcher.cancel()
 
 
 class AuthMiddleware:

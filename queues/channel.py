@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -92,7 +92,7 @@ class TokenStream:
     async def close(self) -> None:
         await self._subscriber.unsubscribe(self._channel)
 
-    async def events(self) -> AsyncIterator[Output]:
+    async def events(self) -> AsyncGenerator[Output, None]:
         """Token events in token order, each token once (a re-run's repeats are trimmed away)."""
         loop = asyncio.get_running_loop()
         expected = 0  # index of the next token the client has not seen
