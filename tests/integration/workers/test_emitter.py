@@ -43,18 +43,38 @@ def context(redis: aioredis.Redis, request_id: str) -> JobContext:
     )
 
 
-async def test_a_burst_goes_out_in_few_events_in_order(redis: aioredis.Redis) -> None:
+async def emit_and_read(
+    redis: aioredis.Redis,
+    request_id: str,
+    tokens: list[TokenOutput],
+    *,
+    stream: bool = True,
+    final_timings: dict[str, float] | None = None,
+    turn_per_token: bool = False,
+) -> list[TokenEvent]:
+    """Emit `tokens` for `request_id` while a real token stream reads them; the events it got."""
     subscriber = Subscriber(redis)
     await subscriber.start()
     try:
-        async with TokenStream(subscriber, redis, Keys(), "e1", silence_s=5, gap_s=2) as stream:
-            reader = asyncio.create_task(_collect(stream))
-            async with TokenEmitter(context(redis, "e1")) as emitter:
-                for output in outputs(50):  # all at once, as a fast decode loop delivers them
-                    emitter.add(output, {"decode_s": 0.1} if output.finish_reason else None)
-            events = await reader
+        async with TokenStream(subscriber, redis, Keys(), request_id, silence_s=5, gap_s=2) as reader:
+            collecting = asyncio.create_task(_collect(reader))
+            async with TokenEmitter(context(redis, request_id), stream=stream) as emitter:
+                for output in tokens:
+                    emitter.add(output, final_timings if output.finish_reason else None)
+                    if turn_per_token:
+                        await asyncio.sleep(0)
+            return await collecting
     finally:
         await subscriber.close()
+
+
+async def _collect(stream: TokenStream) -> list[TokenEvent]:
+    return [event async for event in stream.events() if isinstance(event, TokenEvent)]
+
+
+async def test_a_burst_goes_out_in_few_events_in_order(redis: aioredis.Redis) -> None:
+    # all at once, as a fast decode loop delivers them
+    events = await emit_and_read(redis, "e1", outputs(50), final_timings={"decode_s": 0.1})
     assert [i for e in events for i in e.token_ids] == [100 + i for i in range(50)]
     assert "".join(e.text for e in events) == "".join(f"w{i} " for i in range(50))
     assert len(events) < 50
@@ -69,22 +89,8 @@ async def test_nobody_listening_is_client_gone(redis: aioredis.Redis) -> None:
                 emitter.add(output)
 
 
-async def _collect(stream: TokenStream) -> list[TokenEvent]:
-    return [event async for event in stream.events() if isinstance(event, TokenEvent)]
-
-
 async def test_not_streaming_sends_one_event(redis: aioredis.Redis) -> None:
-    subscriber = Subscriber(redis)
-    await subscriber.start()
-    try:
-        async with TokenStream(subscriber, redis, Keys(), "e3", silence_s=5, gap_s=2) as stream:
-            reader = asyncio.create_task(_collect(stream))
-            async with TokenEmitter(context(redis, "e3"), stream=False) as emitter:
-                for output in outputs(20):
-                    emitter.add(output)
-                    await asyncio.sleep(0)  # a slow decode: each token on its own loop turn
-            events = await reader
-    finally:
-        await subscriber.close()
+    # a slow decode: each token on its own loop turn
+    events = await emit_and_read(redis, "e3", outputs(20), stream=False, turn_per_token=True)
     [event] = events
     assert event.token_ids == [100 + i for i in range(20)] and event.finish_reason == "length"
