@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Mapping
 from typing import TypeVar
 
 from starlette.responses import Response
@@ -51,7 +51,7 @@ async def unless_disconnected(receive: Receive, work: Awaitable[T]) -> T:
 class EventStreamResponse(Response):
     media_type = "text/event-stream"
 
-    def __init__(self, frames: AsyncIterator[bytes], headers: Mapping[str, str] | None = None) -> None:
+    def __init__(self, frames: AsyncGenerator[bytes, None], headers: Mapping[str, str] | None = None) -> None:
         self.frames = frames
         self.status_code = 200
         self.background = None
@@ -71,8 +71,6 @@ class EventStreamResponse(Response):
                 if ended:
                     break
         finally:
-            aclose = getattr(self.frames, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await self.frames.aclose()
         if not ended:
             await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -11,7 +11,7 @@ import contextlib
 import hmac
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -118,7 +118,7 @@ class FrontDoor:
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
-            async def stream() -> AsyncIterator[bytes]:
+            async def stream() -> AsyncGenerator[bytes, None]:
                 try:
                     async with contextlib.aclosing(sse(submission.events(), meta, include_usage)) as frames:
                         async for frame in frames:
