@@ -24,7 +24,7 @@ from queues.batching import Batcher
 from queues.keys import Keys
 from queues.messages import ErrorEvent, Event, ProgressEvent, TokenEvent, decode_event, encode_event
 from queues.pubsub import Subscriber
-from queues.scripts import publish_script
+from queues.scripts import Connection, publish_script
 
 Output = TokenEvent | ErrorEvent
 
@@ -32,7 +32,7 @@ Output = TokenEvent | ErrorEvent
 class TokenPublisher:
     """Publishes events; concurrent publishes share one pipelined round trip."""
 
-    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
+    def __init__(self, client: Connection, keys: Keys) -> None:
         self._client = client
         self._keys = keys
         self._batcher: Batcher[tuple[str, bytes], int] = Batcher(self._flush)

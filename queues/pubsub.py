@@ -10,26 +10,21 @@ and subscribes again to every channel it had; callers learn of the outage throug
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
-import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from queues.wire import Wire
 
 log = logging.getLogger(__name__)
 
 Callback = Callable[[bytes], None]
-_PUSH_KINDS = frozenset(
-    {b"message", b"subscribe", b"unsubscribe", b"pmessage", b"psubscribe", b"punsubscribe"}
-)
-_DISCONNECTS = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.IncompleteReadError)
+_DISCONNECTS = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
 
 
 class Subscriber:
@@ -47,25 +42,24 @@ class Subscriber:
         self._on_reconnect = on_reconnect
         self._callbacks: dict[bytes, Callback] = {}
         self._confirmations: dict[bytes, list[asyncio.Future[None]]] = {}
-        self._conn: Connection | None = None
+        self._wire: Wire | None = None
         self._connected = asyncio.Event()
-        self._last_seen = 0.0
         self._task: asyncio.Task[None] | None = None
-        self._replies: collections.deque[asyncio.Future[Any]] = collections.deque()
         self._outbox: list[tuple[bytes, bytes]] = []
 
     async def start(self) -> None:
-        """Connect (raising if Redis is unreachable now) and start the reader task."""
+        """Connect (raising if Redis is unreachable now) and start the task that keeps it connected."""
         await self._connect()
-        self._task = asyncio.create_task(self._run(), name="pubsub-reader")
+        self._task = asyncio.create_task(self._run(), name="pubsub-keeper")
 
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._conn is not None:
-            await self._conn.disconnect()
+        if self._wire is not None:
+            self._wire.close()
+        self._connected.clear()
         self._fail_confirmations(ConnectionError("subscriber closed"))
 
     @property
@@ -100,13 +94,12 @@ class Subscriber:
         command's reply. Redis executes the two in order, so whatever the command sets off (a job
         whose tokens come back on `channel`) finds the subscription live, without waiting for the
         confirmation first (RESP3 allows commands on a subscribed connection)."""
-        if not self._connected.is_set() or self._conn is None or self._conn._writer is None:
+        wire = self._wire
+        if not self._connected.is_set() or wire is None or wire.closed:
             raise ConnectionError("pub/sub connection to Redis is down")
         name = channel.encode()
         self._callbacks[name] = callback
-        reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._replies.append(reply)
-        self._conn._writer.writelines(self._conn.pack_commands([(b"SUBSCRIBE", name), command]))
+        [reply] = wire.send_many([command], push_only=[(b"SUBSCRIBE", name)])
         return reply
 
     async def unsubscribe(self, channel: str) -> None:
@@ -124,7 +117,8 @@ class Subscriber:
 
     def _send_outbox(self) -> None:
         outbox, self._outbox = self._outbox, []
-        if self._conn is None or not self._connected.is_set():
+        wire = self._wire
+        if wire is None or wire.closed or not self._connected.is_set():
             return  # a reconnect subscribes to every channel anyway
         commands: list[list[bytes]] = []
         for command, name in outbox:
@@ -132,40 +126,36 @@ class Subscriber:
                 commands[-1].append(name)
             else:
                 commands.append([command, name])
-        writer = self._conn._writer
-        if writer is not None:  # straight to the transport: no task, no extra turn of the loop
-            writer.writelines(self._conn.pack_commands([tuple(command) for command in commands]))
+        wire.send_many([], push_only=commands)
 
     async def _connect(self) -> None:
-        conn = self._client.connection_pool.make_connection()
-        await asyncio.wait_for(conn.connect(), self._timeout)
+        async with asyncio.timeout(self._timeout):
+            wire = await Wire.open(self._client, self._timeout, on_push=self._pushed)
+        if wire.protocol != 3:
+            wire.close()
+            raise RedisConnectionError("the token channel needs RESP3: remove protocol=2 from REDIS_URL")
         if self._callbacks:
-            await conn.send_command("SUBSCRIBE", *self._callbacks, check_health=False)
-        self._conn = conn
-        self._last_seen = asyncio.get_running_loop().time()
+            wire.send_many([], push_only=[(b"SUBSCRIBE", *self._callbacks)])
+        self._wire = wire
         self._connected.set()
 
     async def _run(self) -> None:
         backoff = 0.1
         while True:
-            pinger = asyncio.create_task(self._ping_loop())
+            assert self._wire is not None
+            pinger = asyncio.create_task(self._ping_loop(self._wire))
             try:
-                await self._read_loop()
-            except _DISCONNECTS as exc:
-                log.warning("pub/sub connection lost: %s", exc)
-            except Exception:  # never leave the process without its subscriptions
-                log.exception("pub/sub reader failed; reconnecting")
+                await self._wire.wait_closed()
+                log.warning("pub/sub connection lost")
             finally:
                 pinger.cancel()
                 self._connected.clear()
                 self._fail_confirmations(ConnectionError("pub/sub connection lost"))
-                if self._conn is not None:
-                    await self._conn.disconnect()
             while True:
                 await asyncio.sleep(backoff)
                 try:
                     await self._connect()
-                except (*_DISCONNECTS, TimeoutError) as exc:
+                except _DISCONNECTS as exc:
                     backoff = min(backoff * 2, 1.0)
                     log.debug("pub/sub reconnect failed: %s", exc)
                     continue
@@ -175,61 +165,31 @@ class Subscriber:
                     await self._on_reconnect()
                 break
 
-    async def _read_loop(self) -> None:
-        assert self._conn is not None
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                reply = await self._conn.read_response(
-                    timeout=math.inf, disconnect_on_error=False, push_request=True
-                )
-            except ResponseError as exc:  # an error reply to a command, not a broken connection
-                self._reply(exc)
-                continue
-            self._last_seen = loop.time()
-            if not isinstance(reply, list) or not reply or reply[0] not in _PUSH_KINDS:
-                self._reply(reply)  # the reply to a command of subscribe_then() or to a PING
-                continue
-            kind = reply[0]
-            if kind == b"message":
-                callback = self._callbacks.get(reply[1])
-                if callback is not None:
-                    callback(reply[2])
-            elif kind == b"subscribe":
-                waiting = self._confirmations.get(reply[1])
-                if waiting:
-                    future = waiting.pop(0)
-                    if not waiting:
-                        del self._confirmations[reply[1]]
-                    if not future.done():
-                        future.set_result(None)
-
-    async def _ping_loop(self) -> None:
-        """A connection that stays silent past the timeout after a PING is dead (half-open TCP)."""
-        loop = asyncio.get_running_loop()
-        while True:
+    async def _ping_loop(self, wire: Wire) -> None:
+        """A connection that leaves a PING unanswered past the timeout is dead (half-open TCP): the
+        wire breaks it, and `_run` reconnects."""
+        while not wire.closed:
             await asyncio.sleep(self._ping_s)
-            if self._conn is None:
-                return
-            sent = loop.time()
-            self._replies.append(loop.create_future())  # its PONG is a reply like any other
-            await self._conn.send_command("PING", check_health=False)
-            await asyncio.sleep(self._timeout)
-            if self._last_seen < sent:
-                log.warning("pub/sub connection unresponsive, reconnecting")
-                await self._conn.disconnect()
-                return
+            with contextlib.suppress(*_DISCONNECTS):
+                wire.send("PING")
 
-    def _reply(self, reply: Any) -> None:
-        if not self._replies:
-            return
-        future = self._replies.popleft()
-        if future.done():
-            return
-        if isinstance(reply, Exception):
-            future.set_exception(reply)
-        else:
-            future.set_result(reply)
+    def _pushed(self, push: list[Any]) -> None:
+        kind = push[0]
+        if kind == b"message":
+            callback = self._callbacks.get(push[1])
+            if callback is not None:
+                try:
+                    callback(push[2])
+                except Exception:  # one bad callback must not break everyone's connection
+                    log.exception("pub/sub callback for %r failed", push[1])
+        elif kind == b"subscribe":
+            waiting = self._confirmations.get(push[1])
+            if waiting:
+                future = waiting.pop(0)
+                if not waiting:
+                    del self._confirmations[push[1]]
+                if not future.done():
+                    future.set_result(None)
 
     def _fail_confirmations(self, exc: Exception) -> None:
         for waiting in self._confirmations.values():
@@ -237,8 +197,3 @@ class Subscriber:
                 if not future.done():
                     future.set_exception(exc)
         self._confirmations.clear()
-        while self._replies:
-            future = self._replies.popleft()
-            if not future.done():
-                future.set_exception(exc)
-

@@ -43,6 +43,7 @@ from queues.logs import request_id
 from queues.messages import ErrorEvent, Event, Job, TokenEvent, decode_job, encode_event, encode_job
 from queues.pubsub import Subscriber
 from queues.scripts import Call, renew_script, settle_script
+from queues.wire import WireLink
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +112,18 @@ class JobContext:
     publisher: TokenPublisher
     request_id: str
     extra: dict[str, Any] = field(default_factory=dict)
+    final_event: Event | None = None  # published by the settle that ends the job
 
     async def emit(self, event: Event) -> None:
         """Publish an event to the client; raises ClientGone when nobody listens any more."""
         receivers = await self.publisher.publish(self.request_id, event)
         if receivers == 0 and isinstance(event, TokenEvent):
             raise ClientGone(self.request_id)
+
+    def finish(self, event: Event) -> None:
+        """Publish `event` when the job is settled, atomically with its acknowledgement (one round
+        trip less than publishing it first); for the request's last event."""
+        self.final_event = event
 
 
 class StageWorker:
@@ -139,8 +146,10 @@ class StageWorker:
         self.group = self.keys.group(stage)
         self.consumer = ""
         self.redis = connect(config)
-        self._reader = connect(config, blocking_ms=config.block_ms)
-        self.publisher = TokenPublisher(self.redis, self.keys)
+        # the hot commands (reads, settles, publishes) on two lean connections; see queues/wire.py
+        self._reads = WireLink(self.redis, config.redis_timeout_s + config.block_ms / 1000)
+        self._scripts = WireLink(self.redis, config.redis_timeout_s)
+        self.publisher = TokenPublisher(self._scripts, self.keys)
         self._subscriber = Subscriber(self.redis, timeout_s=config.redis_timeout_s)
         self._cancels = CancelWatcher(self._subscriber, self.keys, self._cancel_request, config.cancel_ttl_s)
         self._heartbeat = Heartbeat(self.redis, self.keys, stage, config.heartbeat_s)
@@ -149,7 +158,7 @@ class StageWorker:
         self._stopping = asyncio.Event()
         self._claim_cursor = "0-0"
         # Settles of concurrently finishing jobs go out together, one pipelined round trip.
-        self._settles: Batcher[Call, Any] = Batcher(lambda calls: settle_script.many(self.redis, calls))
+        self._settles: Batcher[Call, Any] = Batcher(lambda calls: settle_script.many(self._scripts, calls))
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -197,7 +206,8 @@ class StageWorker:
         await self._settles.close()
         await self.publisher.close()
         await self._subscriber.close()
-        await self._reader.aclose()
+        self._reads.close()
+        self._scripts.close()
         await self.redis.aclose()
 
     async def _ensure_group(self) -> None:
@@ -233,9 +243,10 @@ class StageWorker:
         if self._stopping.is_set():
             return
         try:
-            reply: Any = await self._reader.xreadgroup(
-                self.group, self.consumer, {self.stream: ">"}, count=free, block=self.config.block_ms
-            )
+            reply: Any = await self._reads.call(
+                "XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", free,
+                "BLOCK", self.config.block_ms, "STREAMS", self.stream, ">",
+            )  # fmt: skip
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
@@ -246,9 +257,8 @@ class StageWorker:
             log.warning("reading %s: Redis unavailable: %s", self.stream, exc)
             await asyncio.sleep(min(self.config.redis_timeout_s, 1.0))
             return
-        for _, entries in reply or []:
-            for entry_id, fields in entries:
-                self._start(Entry(entry_id.decode(), fields or {}, deliveries=1))
+        for entry_id, fields in _stream_entries(reply):
+            self._start(Entry(entry_id, fields, deliveries=1))
 
     async def _read_own_pending(self) -> None:
         """Re-read this consumer's own pending entries (left by a previous run under the same name)."""
@@ -299,7 +309,7 @@ class StageWorker:
         ids = list(self._in_flight)
         if not ids:
             return
-        lost = await renew_script(self.redis, [self.stream], [self.group, self.consumer, *ids])
+        lost = await renew_script(self._scripts, [self.stream], [self.group, self.consumer, *ids])
         for raw in lost:
             job = self._in_flight.get(raw.decode())
             if job is not None and not job.settling:  # a settled entry is gone, not taken over
@@ -390,7 +400,7 @@ class StageWorker:
             log.warning("job %s failed at %s: %r", job.request.id, self.stage, exc, exc_info=True)
             return await self._retry(entry, job, exc)
         if result is None:
-            await self._settle(entry)
+            await self._settle(entry, event=ctx.final_event)
             return "done"
         return "handed_on" if await self._hand_on(entry, result) else "lost"
 
@@ -447,7 +457,7 @@ class StageWorker:
         job: Job | None = None,
         target: str | None = None,
         fields: Fields | None = None,
-        event: ErrorEvent | None = None,
+        event: Event | None = None,
         progress: bool = False,
         drop_if_cancelled: bool = False,
     ) -> bool:
@@ -492,6 +502,19 @@ class StageWorker:
                 log.warning("settling %s: Redis unavailable (%s), retrying", entry.id, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
+
+
+def _stream_entries(reply: Any) -> list[tuple[str, dict[bytes, bytes]]]:
+    """(id, fields) of a raw XREADGROUP reply: a map of streams under RESP3, a list under RESP2."""
+    if not reply:
+        return []
+    streams = reply.values() if isinstance(reply, dict) else (entries for _, entries in reply)
+    found = []
+    for entries in streams:
+        for entry_id, flat in entries:
+            fields = dict(zip(flat[::2], flat[1::2], strict=True)) if flat else {}
+            found.append((entry_id.decode(), fields))
+    return found
 
 
 def _deadline_error(stage: str) -> ErrorEvent:

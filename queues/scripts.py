@@ -14,6 +14,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
+from queues.wire import WireLink
+
 Call = tuple[Sequence[Any], Sequence[Any]]  # (keys, args) of one script call
 
 # KEYS[1] stream to enqueue on. ARGV[1] backlog limit (0 = none), ARGV[2..] entry fields.
@@ -76,6 +78,9 @@ return counts
 """
 
 
+Connection = aioredis.Redis | WireLink  # redis-py for the occasional call, a Wire for the hot ones
+
+
 class Script:
     """A Lua script called by SHA; loaded on first use and again after a Redis restart."""
 
@@ -83,27 +88,40 @@ class Script:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
-    async def __call__(self, client: aioredis.Redis, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        try:
-            return await client.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            await client.script_load(self.source)
-            return await client.evalsha(self.sha, len(keys), *keys, *args)
+    def command(self, keys: Sequence[Any], args: Sequence[Any]) -> tuple[Any, ...]:
+        return ("EVALSHA", self.sha, len(keys), *keys, *args)
 
-    async def many(self, client: aioredis.Redis, calls: Sequence[Call]) -> list[Any]:
+    async def __call__(self, conn: Connection, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        try:
+            return await _call(conn, self.command(keys, args))
+        except NoScriptError:
+            await _call(conn, ("SCRIPT", "LOAD", self.source))
+            return await _call(conn, self.command(keys, args))
+
+    async def many(self, conn: Connection, calls: Sequence[Call]) -> list[Any]:
         """Run the script once per (keys, args) in one pipelined round trip. Per-call errors are
         returned in place of results, not raised."""
-        results = await self._pipelined(client, calls)
+        commands = [self.command(keys, args) for keys, args in calls]
+        results = await _call_many(conn, commands)
         if any(isinstance(r, NoScriptError) for r in results):
-            await client.script_load(self.source)
-            results = await self._pipelined(client, calls)
+            await _call(conn, ("SCRIPT", "LOAD", self.source))
+            results = await _call_many(conn, commands)
         return results
 
-    async def _pipelined(self, client: aioredis.Redis, calls: Sequence[Call]) -> list[Any]:
-        pipe = client.pipeline(transaction=False)
-        for keys, args in calls:
-            pipe.evalsha(self.sha, len(keys), *keys, *args)
-        return list(await pipe.execute(raise_on_error=False))
+
+async def _call(conn: Connection, command: Sequence[Any]) -> Any:
+    if isinstance(conn, WireLink):
+        return await conn.call(*command)
+    return await conn.execute_command(*command)
+
+
+async def _call_many(conn: Connection, commands: Sequence[Sequence[Any]]) -> list[Any]:
+    if isinstance(conn, WireLink):
+        return await conn.call_many(commands)
+    pipe = conn.pipeline(transaction=False)
+    for command in commands:
+        pipe.execute_command(*command)
+    return list(await pipe.execute(raise_on_error=False))
 
 
 enqueue_script = Script(ENQUEUE)

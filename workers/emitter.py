@@ -2,7 +2,8 @@
 
 Tokens are never awaited one by one: `add()` returns at once, and while a publish is in flight the
 next tokens gather and go out together in one event. Under load a request needs a few messages
-instead of one per token; when idle each token leaves as soon as it exists.
+instead of one per token; when idle each token leaves as soon as it exists. The last event (with
+the finish reason and usage) is handed to the runtime, which publishes it with the job's settle.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def token_event(batch: list[TokenOutput], timings: dict[str, float] | None) -> T
 
 class TokenEmitter:
     """`async with TokenEmitter(ctx) as emitter: emitter.add(output)...`; leaving the block waits
-    until every token is out (raising ClientGone when nobody listened, or the publish error).
+    until every token but the last event is out (raising ClientGone when nobody listened, or the
+    publish error) and leaves the last event to the job's settle (`JobContext.finish`).
 
     With `stream=False` (the client wants the whole answer at once) tokens are held back and leave
     in one event with the last one."""
@@ -63,13 +65,13 @@ class TokenEmitter:
         self._pending.append(output)
         if timings is not None:
             self._timings = timings
-        if not self._stream and output.finish_reason is None:
-            return
+        if not self._stream or output.finish_reason is not None:
+            return  # the last event leaves with the job's settle (see __aexit__)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._flush())
 
     async def _flush(self) -> None:
-        while self._pending:
+        while self._pending and self._pending[-1].finish_reason is None:
             batch, self._pending = self._pending, []
             await self._ctx.emit(token_event(batch, self._timings))
 
@@ -79,11 +81,17 @@ class TokenEmitter:
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._task is None:
-            return
         if kind is None:
-            await self._task
-        else:  # the job failed or was cancelled: stop publishing for it
+            if self._task is not None:
+                await self._task
+            if self._pending:
+                batch, self._pending = self._pending, []
+                event = token_event(batch, self._timings)
+                if batch[-1].finish_reason is not None:
+                    self._ctx.finish(event)
+                else:
+                    await self._ctx.emit(event)
+        elif self._task is not None:  # the job failed or was cancelled: stop publishing for it
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, ClientGone, Exception):
                 await self._task

@@ -26,7 +26,6 @@ from workers.engine.encode_batcher import EncodeBatcher
 from workers.engine.limits import EngineLimits, EngineStats
 from workers.engine.model_info import ModelInfo
 from workers.engine.prefill import expand_placeholders
-from workers.engine.sampling import generator_state, new_generator
 from workers.engine.scheduler import Admission, DecodeScheduler, StepResult
 from workers.engine.sequence import Sequence
 from workers.engine.types import DecodeState, EncodedMeta, TokenOutput
@@ -126,13 +125,11 @@ class MockEngine:
         self.stats.prefills += 1
         t = self.timings
         kv = [torch.zeros((2, t.kv_heads, len(expanded), t.head_dim)) for _ in range(t.kv_layers)]
-        generator = None if sampling.temperature == 0 else new_generator(sampling.seed, torch.device("cpu"))
         state = DecodeState(
             prompt_len=len(expanded),
             next_position=len(expanded),
             first_token=self._token(_draw(expanded, sampling.seed), 0),
             first_logprob=-1.0 if sampling.logprobs else None,
-            generator_state=generator_state(generator) if generator is not None else b"",
             num_layers=t.kv_layers,
             num_kv_heads=t.kv_heads,
             head_dim=t.head_dim,

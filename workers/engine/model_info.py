@@ -6,12 +6,14 @@ defaults from generation_config.json, EOS ids and context length.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from transformers import AutoConfig, AutoTokenizer
+from transformers.utils.chat_template_utils import _compile_jinja_template
 
 from workers.engine.detokenizer import IncrementalDetokenizer
 from workers.engine.families import Family, family_for
@@ -72,15 +74,30 @@ class ModelInfo:
         """Chat template + tokenization, leaving exactly one placeholder token per media item, in order."""
         wanted: list[Modality] = []
         shaped = [self._shape_message(message, wanted) for message in messages]
-        text = self.tokenizer.apply_chat_template(
-            shaped, chat_template=self.chat_template, add_generation_prompt=True, tokenize=False
+        text = self._template.render(
+            messages=shaped, tools=None, documents=None, add_generation_prompt=True, **self._template_vars
         )
         ids = self._encode(text)
-        token_to_modality = {token: modality for modality, token in self.placeholder_ids.items()}
+        token_to_modality = self._placeholder_modality
         found = [token_to_modality[i] for i in ids if i in token_to_modality]
         if found != wanted:
             raise ValueError(f"chat template rendered media placeholders {found}, the messages hold {wanted}")
         return ids
+
+    # What `tokenizer.apply_chat_template(..., tokenize=False)` renders with, compiled once: its
+    # per-call argument handling costs twice the rendering (tests/unit/engine/test_model_info.py
+    # checks that the two agree).
+    @functools.cached_property
+    def _template(self) -> Any:
+        return _compile_jinja_template(self.chat_template)
+
+    @functools.cached_property
+    def _template_vars(self) -> dict[str, Any]:
+        return dict(self.tokenizer.special_tokens_map)
+
+    @functools.cached_property
+    def _placeholder_modality(self) -> dict[int, Modality]:
+        return {token: modality for modality, token in self.placeholder_ids.items()}
 
     def _shape_message(self, message: Message, wanted: list[Modality]) -> Message:
         content = message.get("content")

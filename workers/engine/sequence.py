@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from queues.messages import SamplingParams
@@ -29,13 +31,20 @@ class Sequence:
         self.state = state
         self.sampling = sampling
         self.stop_ids = stop_ids_for(sampling, eos_ids)
-        generator = None if sampling.temperature == 0 else restore_generator(state.generator_state, device)
-        self.sampler = Sampler(sampling, self.stop_ids, state.penalty_prompt_ids, generator)
+        self._device = device
         self.generated: list[int] = []
         self.finish_reason: FinishReason | None = None
         self._max_new = max(1, min(sampling.max_tokens, max_context - state.prompt_len))
         self._detokenizer = IncrementalDetokenizer(tokenizer)
         self._stops = StopStringFilter(sampling.stop)
+
+    @functools.cached_property
+    def sampler(self) -> Sampler:
+        """Made on first use: the mock engine chooses tokens without one."""
+        state, params = self.state, self.sampling
+        sampled = params.temperature != 0
+        generator = restore_generator(state.generator_state, self._device) if sampled else None
+        return Sampler(params, self.stop_ids, state.penalty_prompt_ids, generator)
 
     @property
     def reserved_tokens(self) -> int:

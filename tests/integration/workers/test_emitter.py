@@ -58,11 +58,16 @@ async def emit_and_read(
     try:
         async with TokenStream(subscriber, redis, Keys(), request_id, silence_s=5, gap_s=2) as reader:
             collecting = asyncio.create_task(_collect(reader))
-            async with TokenEmitter(context(redis, request_id), stream=stream) as emitter:
+            ctx = context(redis, request_id)
+            async with TokenEmitter(ctx, stream=stream) as emitter:
                 for output in tokens:
                     emitter.add(output, final_timings if output.finish_reason else None)
                     if turn_per_token:
                         await asyncio.sleep(0)
+            # the last event is left to the runtime, which publishes it with the job's settle
+            final = ctx.final_event
+            assert isinstance(final, TokenEvent) and final.finish_reason is not None
+            await ctx.emit(final)
             return await collecting
     finally:
         await subscriber.close()
@@ -87,6 +92,19 @@ async def test_nobody_listening_is_client_gone(redis: aioredis.Redis) -> None:
         async with TokenEmitter(context(redis, "nobody")) as emitter:
             for output in outputs(3):
                 emitter.add(output)
+                await asyncio.sleep(0)  # the first token leaves before the last one exists
+
+
+async def test_the_last_event_is_left_to_the_settle(redis: aioredis.Redis) -> None:
+    # tokens that come together with the last one travel in the last event, which the runtime
+    # publishes atomically with the job's acknowledgement: nothing is published here
+    ctx = context(redis, "settled")
+    async with TokenEmitter(ctx) as emitter:
+        for output in outputs(3):
+            emitter.add(output)
+    final = ctx.final_event
+    assert isinstance(final, TokenEvent)
+    assert final.token_ids == [100, 101, 102] and final.finish_reason == "length"
 
 
 async def test_not_streaming_sends_one_event(redis: aioredis.Redis) -> None:
