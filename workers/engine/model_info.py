@@ -17,6 +17,7 @@ from transformers.utils.chat_template_utils import _compile_jinja_template
 
 from workers.engine.detokenizer import IncrementalDetokenizer
 from workers.engine.families import Family, family_for
+from workers.engine.segments import SegmentEncoder
 from workers.engine.types import Modality
 
 Message = dict[str, Any]  # {"role": str, "content": str | [{"type": "text"|"image"|"video"|"audio", ...}]}
@@ -96,6 +97,10 @@ class ModelInfo:
         return dict(self.tokenizer.special_tokens_map)
 
     @functools.cached_property
+    def _segments(self) -> SegmentEncoder | None:
+        return SegmentEncoder.for_tokenizer(self.tokenizer)
+
+    @functools.cached_property
     def _placeholder_modality(self) -> dict[int, Modality]:
         return {token: modality for modality, token in self.placeholder_ids.items()}
 
@@ -120,6 +125,8 @@ class ModelInfo:
     def _encode(self, text: str) -> list[int]:
         """Token ids of `text`, as `tokenizer(text)["input_ids"]` gives them; straight through the
         Rust tokenizer when there is one (the front door does this for every request)."""
+        if self._segments is not None:
+            return self._segments.encode(text)
         backend = getattr(self.tokenizer, "backend_tokenizer", None)
         if backend is None:
             return list(self.tokenizer(text)["input_ids"])
