@@ -45,14 +45,17 @@ class Meta:
     accepted: float = field(default_factory=time.monotonic)
     last_token: float = 0.0
 
-    def observe(self, event: TokenEvent) -> None:
+    def observe(self, event: TokenEvent, stream: bool = True) -> None:
+        """Record the latencies `event` completes; inter-token latency only for a stream (a
+        non-streamed answer has its tokens arrive together, at the end)."""
         now = time.monotonic()
         if event.seq == 0:
             self.metrics.ttft.observe(now - self.accepted)
-        elif self.last_token:
+        elif self.last_token and stream:
             self.metrics.itl.observe(now - self.last_token)
-        for _ in event.token_ids[1:]:  # the other tokens of one event arrived together
-            self.metrics.itl.observe(0.0)
+        if stream:
+            for _ in event.token_ids[1:]:  # the other tokens of one event arrived together
+                self.metrics.itl.observe(0.0)
         self.last_token = now
         if event.finish_reason is not None:
             self.metrics.e2e.observe(now - self.accepted)
@@ -93,7 +96,7 @@ async def collect(events: AsyncIterator[Output], meta: Meta) -> ChatCompletion:
     async for event in events:
         if isinstance(event, ErrorEvent):
             raise error_from_event(event)
-        meta.observe(event)
+        meta.observe(event, stream=False)
         text.append(event.text)
         token_ids.extend(event.token_ids)
         if event.logprobs is not None:

@@ -57,6 +57,7 @@ class FrontDoor:
         self.metrics = FrontDoorMetrics()
         self.created = int(time.time())
         self.max_prompt = settings.max_prompt_tokens or self.info.max_context
+        self.model_id = settings.model_id
 
     # ---- routes ----------------------------------------------------------------------------
 
@@ -72,10 +73,10 @@ class FrontDoor:
 
     async def _chat(self, http: HTTPRequest) -> Response:
         body = _decode(await _read_body(http, self.settings.max_body_bytes))
-        if body.model is not None and body.model != self.settings.model_id:
+        if body.model is not None and body.model != self.model_id:
             raise APIError(
                 404,
-                f"the model `{body.model}` does not exist; this server serves `{self.settings.model_id}`",
+                f"the model `{body.model}` does not exist; this server serves `{self.model_id}`",
                 param="model",
                 code="model_not_found",
             )
@@ -95,7 +96,7 @@ class FrontDoor:
         now = time.time()
         request = Request(
             id=f"chatcmpl-{uuid.uuid4().hex}",
-            model=self.settings.model_id,
+            model=self.model_id,
             prompt_ids=prompt_ids,
             media=converted.media,
             sampling=sampling,
@@ -107,7 +108,7 @@ class FrontDoor:
         request_id.set(request.id)
         meta = Meta(
             request.id,
-            self.settings.model_id,
+            self.model_id,
             int(now),
             self.info.tokenizer,
             self.metrics,
@@ -137,7 +138,7 @@ class FrontDoor:
         return Response(msgspec.json.encode(completion), media_type="application/json")
 
     async def models(self, http: HTTPRequest) -> Response:
-        cards = ModelList(data=[ModelCard(id=self.settings.model_id, created=self.created)])
+        cards = ModelList(data=[ModelCard(id=self.model_id, created=self.created)])
         return Response(msgspec.json.encode(cards), media_type="application/json")
 
     async def health(self, http: HTTPRequest) -> Response:
