@@ -2,8 +2,10 @@
 
 Tokens are never awaited one by one: `add()` returns at once, and while a publish is in flight the
 next tokens gather and go out together in one event. Under load a request needs a few messages
-instead of one per token; when idle each token leaves as soon as it exists. The last event (with
-the finish reason and usage) is handed to the runtime, which publishes it with the job's settle.
+instead of one per token; when idle each token leaves as soon as it exists. With an interval, a
+request's events leave at most that often: tokens a fast engine makes in between travel together
+(the first token never waits, nor does the last). The last event (with the finish reason and usage)
+is handed to the runtime, which publishes it with the job's settle.
 """
 
 from __future__ import annotations
@@ -50,9 +52,12 @@ class TokenEmitter:
     With `stream=False` (the client wants the whole answer at once) tokens are held back and leave
     in one event with the last one."""
 
-    def __init__(self, ctx: JobContext, stream: bool = True) -> None:
+    def __init__(self, ctx: JobContext, stream: bool = True, interval_s: float = 0.0) -> None:
         self._ctx = ctx
         self._stream = stream
+        self._interval_s = interval_s
+        self._next_at = 0.0  # loop time before which no other event leaves
+        self._wake: asyncio.Future[None] | None = None
         self._pending: list[TokenOutput] = []
         self._timings: dict[str, float] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -66,13 +71,27 @@ class TokenEmitter:
         if timings is not None:
             self._timings = timings
         if not self._stream or output.finish_reason is not None:
+            if self._wake is not None:
+                _resolve(self._wake)  # stop waiting out the interval: the rest leaves now
             return  # the last event leaves with the job's settle (see __aexit__)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._flush())
 
     async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._pending and self._pending[-1].finish_reason is None:
+            wait = self._next_at - loop.time()
+            if wait > 0:  # until the interval is over or the last token comes (see add)
+                self._wake = loop.create_future()
+                timer = loop.call_later(wait, _resolve, self._wake)
+                try:
+                    await self._wake
+                finally:
+                    timer.cancel()
+                    self._wake = None
+                continue
             batch, self._pending = self._pending, []
+            self._next_at = loop.time() + self._interval_s
             await self._ctx.emit(token_event(batch, self._timings))
 
     async def __aenter__(self) -> TokenEmitter:
@@ -95,3 +114,8 @@ class TokenEmitter:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, ClientGone, Exception):
                 await self._task
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

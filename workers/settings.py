@@ -19,6 +19,9 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_names
     max_batch_size: int = 64  # sequences per decode step
     max_kv_tokens: int = 262_144  # KV positions the decode batch may hold
     tensor_ttl_s: float = 120.0  # how long a published tensor waits for its reader
+    # a streamed request's tokens leave at most this often (the first and the last at once): tokens
+    # faster than that travel together, one message instead of several; 0: each as soon as possible
+    stream_interval_ms: float = 5.0
     # torch CPU threads per worker process; 0: a quarter of the cores (several workers share a node,
     # and on 2 cores one thread each decodes ~3x faster than torch's default of one per core)
     torch_threads: int = 0

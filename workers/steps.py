@@ -158,7 +158,8 @@ async def generate(
     """Decode to the end, publishing every token to the client (ClientGone if nobody listens)."""
     began = time.perf_counter()
     stream = ctx.engine.generate(job.request.id, kv, state, job.request.sampling, stream=job.request.stream)
-    async with contextlib.aclosing(stream), TokenEmitter(jctx, job.request.stream) as emitter:
+    interval = ctx.settings.stream_interval_ms / 1000
+    async with contextlib.aclosing(stream), TokenEmitter(jctx, job.request.stream, interval) as emitter:
         async for output in stream:
             final_timings = None
             if output.finish_reason is not None:

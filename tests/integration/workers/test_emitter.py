@@ -51,6 +51,7 @@ async def emit_and_read(
     stream: bool = True,
     final_timings: dict[str, float] | None = None,
     turn_per_token: bool = False,
+    interval_s: float = 0.0,
 ) -> list[TokenEvent]:
     """Emit `tokens` for `request_id` while a real token stream reads them; the events it got."""
     subscriber = Subscriber(redis)
@@ -59,7 +60,7 @@ async def emit_and_read(
         async with TokenStream(subscriber, redis, Keys(), request_id, silence_s=5, gap_s=2) as reader:
             collecting = asyncio.create_task(_collect(reader))
             ctx = context(redis, request_id)
-            async with TokenEmitter(ctx, stream=stream) as emitter:
+            async with TokenEmitter(ctx, stream=stream, interval_s=interval_s) as emitter:
                 for output in tokens:
                     emitter.add(output, final_timings if output.finish_reason else None)
                     if turn_per_token:
@@ -112,3 +113,11 @@ async def test_not_streaming_sends_one_event(redis: aioredis.Redis) -> None:
     events = await emit_and_read(redis, "e3", outputs(20), stream=False, turn_per_token=True)
     [event] = events
     assert event.token_ids == [100 + i for i in range(20)] and event.finish_reason == "length"
+
+
+async def test_within_the_interval_tokens_wait_but_never_the_first_or_the_last(redis: aioredis.Redis) -> None:
+    # a hang guard, not a timing: the last token must not wait out the 60 s interval
+    events = await asyncio.wait_for(
+        emit_and_read(redis, "paced", outputs(20), turn_per_token=True, interval_s=60.0), 10
+    )
+    assert [e.token_ids for e in events] == [[100], [100 + i for i in range(1, 20)]]
