@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 
 from app.server import create_app
 from app.settings import AppSettings
+from app.transport import GatheringHttpToolsProtocol
 from queues.config import RuntimeConfig, from_env
 from queues.logs import setup_logging
 from workers.media.config import MediaConfig
@@ -40,7 +41,7 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=GatheringHttpToolsProtocol,  # httptools, a response's writes joined (app/transport.py)
         log_level="warning",
         access_log=False,
         proxy_headers=False,
