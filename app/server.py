@@ -38,6 +38,7 @@ from app.types import ChatCompletionRequest, ModelCard, ModelList
 from queues.config import RuntimeConfig
 from queues.logs import request_id
 from queues.messages import Request
+from queues.metrics import child
 from workers.engine.model_info import ModelInfo
 from workers.media.config import MediaConfig
 
@@ -65,10 +66,10 @@ class FrontDoor:
         try:
             response = await self._chat(http)
         except APIError as exc:
-            self.metrics.requests.labels(str(exc.status)).inc()
-            self.metrics.errors.labels(exc.code or exc.type).inc()
+            child(self.metrics.requests, str(exc.status)).inc()
+            child(self.metrics.errors, exc.code or exc.type).inc()
             return exc.response()
-        self.metrics.requests.labels(str(response.status_code)).inc()
+        child(self.metrics.requests, str(response.status_code)).inc()
         return response
 
     async def _chat(self, http: HTTPRequest) -> Response:
