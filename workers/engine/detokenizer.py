@@ -60,6 +60,10 @@ class IncrementalDetokenizer:
         self._emitted_upto = len(self._ids)
         return after[len(before) :]
 
+    def extend(self, token_ids: list[int]) -> None:
+        """Take tokens without decoding them; `flush()` then returns their text in one decode."""
+        self._ids.extend(token_ids)
+
     def flush(self) -> str:
         """Text of the tokens still held back (an incomplete character decodes as U+FFFD)."""
         before = self._decode(self._ids[self._window_start : self._emitted_upto])

@@ -105,7 +105,14 @@ class TransformersEngine:
                 f"sampler state is for {state.generator_device}, this engine is on {self.device}"
             )
         sequence = Sequence(
-            request_id, state, sampling, self._eos, self.info.tokenizer, self.info.max_context, self.device
+            request_id,
+            state,
+            sampling,
+            self._eos,
+            self.info.tokenizer,
+            self.info.max_context,
+            self.device,
+            stream=stream,
         )
         return self._scheduler.stream(sequence, kv, stream)
 

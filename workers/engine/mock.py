@@ -155,6 +155,7 @@ class MockEngine:
             self.info.tokenizer,
             self.info.max_context,
             torch.device("cpu"),
+            stream=stream,
         )
         return self._scheduler.stream(sequence, kv, stream)
 

@@ -26,6 +26,8 @@ class Sequence:
         tokenizer: Decoder,
         max_context: int,
         device: torch.device,
+        *,
+        stream: bool = True,
     ) -> None:
         self.request_id = request_id
         self.state = state
@@ -37,6 +39,9 @@ class Sequence:
         self._max_new = max(1, min(sampling.max_tokens, max_context - state.prompt_len))
         self._detokenizer = IncrementalDetokenizer(tokenizer)
         self._stops = StopStringFilter(sampling.stop)
+        # Nobody sees a non-streamed answer before its end and no stop string needs watching: the
+        # text is decoded once at the end instead of twice per token.
+        self._text_at_end = not stream and not sampling.stop
 
     @functools.cached_property
     def sampler(self) -> Sampler:
@@ -75,6 +80,10 @@ class Sequence:
         if token in self.stop_ids:  # the sampler suppresses them until min_tokens
             self.finish_reason = "stop"
             text = self._drain()
+        elif self._text_at_end:
+            if count >= self._max_new:
+                self.finish_reason = "length"
+                text = self._drain()
         else:
             delta = self._detokenizer.push(token)
             text, hit = self._stops.feed(delta) if count >= self.sampling.min_tokens else (delta, False)
@@ -98,6 +107,9 @@ class Sequence:
 
     def _drain(self) -> str:
         """At the end: what the detokenizer and the stop filter still hold (a stop string may complete)."""
+        if self._text_at_end:  # every token but a stop token, all at once
+            ended_by_stop_id = self.generated[-1] in self.stop_ids
+            self._detokenizer.extend(self.generated[:-1] if ended_by_stop_id else self.generated)
         text, hit = self._stops.feed(self._detokenizer.flush())
         if hit:
             self.finish_reason = "stop"

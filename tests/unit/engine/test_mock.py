@@ -23,13 +23,13 @@ async def mock() -> MockEngine:
 
 
 async def run(
-    engine: Engine, text: str, sampling: SamplingParams, rid: str, images: int = 0
+    engine: Engine, text: str, sampling: SamplingParams, rid: str, images: int = 0, stream: bool = True
 ) -> list[TokenOutput]:
     content = [{"type": "image"}] * images + [{"type": "text", "text": text}]
     prompt = engine.info.render_prompt([{"role": "user", "content": content}])
     items = await engine.encode([media.image(i) for i in range(images)])
     result = await engine.prefill(prompt, items, sampling)
-    return [o async for o in engine.generate(rid, result.kv, result.state, sampling)]
+    return [o async for o in engine.generate(rid, result.kv, result.state, sampling, stream=stream)]
 
 
 async def test_output_is_deterministic_words(mock: MockEngine) -> None:
@@ -90,6 +90,23 @@ async def test_not_streaming_gives_the_same_outputs_in_fewer_wakeups(mock: MockE
     async for output in mock.generate("s2", result.kv, result.state, sampling, stream=False):
         arrivals.append(mock.stats.decode_steps - steps_before)
         outputs.append(output)
-    assert outputs == streamed
+    fields = [(o.index, o.token_id, o.finish_reason, o.completion_tokens) for o in outputs]
+    assert fields == [(o.index, o.token_id, o.finish_reason, o.completion_tokens) for o in streamed]
+    assert "".join(o.text for o in outputs) == "".join(o.text for o in streamed)  # all of it at the end
     # the first token comes from prefill at once; every other one only after the last step
     assert arrivals[0] == 0 and set(arrivals[1:]) == {mock.stats.decode_steps - steps_before}
+
+
+async def test_a_non_streamed_answer_is_decoded_once_at_the_end(mock: MockEngine) -> None:
+    sampling = SamplingParams(max_tokens=8, seed=4)
+    streamed = await run(mock, "y", sampling, "streamed")
+    held = await run(mock, "y", sampling, "held", stream=False)
+    ids = [o.token_id for o in streamed]
+    assert [o.token_id for o in held] == ids
+    assert [o.text for o in held[:-1]] == [""] * 7
+    text = mock.info.tokenizer.decode(ids, skip_special_tokens=True)
+    assert held[-1].text == "".join(o.text for o in streamed) == text
+    # a stop string needs the text token by token, streamed or not
+    stop = text[3:6]
+    stopped = await run(mock, "y", SamplingParams(max_tokens=8, seed=4, stop=[stop]), "stop", stream=False)
+    assert "".join(o.text for o in stopped) == text[: text.find(stop)]
