@@ -129,7 +129,8 @@ class MockEngine:
         state = DecodeState(
             prompt_len=len(expanded),
             next_position=len(expanded),
-            first_token=self._token(_draw(expanded, sampling.seed), 0),
+            # tuples of ints hash the same in every process (unlike strings): no digest needed
+            first_token=self._token(_mix(hash((*expanded, sampling.seed)) & 0xFFFFFFFFFFFFFFFF), 0),
             first_logprob=-1.0 if sampling.logprobs else None,
             num_layers=t.kv_layers,
             num_kv_heads=t.kv_heads,
