@@ -129,8 +129,7 @@ class Subscriber:
         wire.send_many([], push_only=commands)
 
     async def _connect(self) -> None:
-        async with asyncio.timeout(self._timeout):
-            wire = await Wire.open(self._client, self._timeout, on_push=self._pushed)
+        wire = await Wire.open(self._client, self._timeout, on_push=self._pushed)
         if wire.protocol != 3:
             wire.close()
             raise RedisConnectionError("the token channel needs RESP3: remove protocol=2 from REDIS_URL")

@@ -49,9 +49,11 @@ class Wire(asyncio.Protocol):
 
     @classmethod
     async def open(cls, client: aioredis.Redis, timeout_s: float, on_push: Push | None = None) -> Wire:
-        """A new connection with `client`'s settings (its pool's), taken over from redis-py."""
+        """A new connection with `client`'s settings (its pool's), taken over from redis-py; the
+        handshake too must end within `timeout_s`."""
         conn = client.connection_pool.make_connection()
-        await conn.connect()
+        async with asyncio.timeout(timeout_s):
+            await conn.connect()
         reader, writer = conn._reader, conn._writer
         if reader is None or writer is None:
             raise RedisConnectionError("redis-py returned an unconnected connection")
@@ -148,7 +150,7 @@ class Wire(asyncio.Protocol):
                 continue
             self._progress = self._loop.time()
             if not self._waiting:
-                continue  # a reply nobody waits for any more cannot happen; ignore it
+                continue  # every command with a reply has a future: a stray reply is ignored
             future = self._waiting.popleft()
             if future.done():
                 continue
@@ -212,8 +214,7 @@ class WireLink:
             self._opening = asyncio.Lock()
         async with self._opening:
             if self._wire is None or self._wire.closed:
-                async with asyncio.timeout(self._timeout_s):
-                    self._wire = await Wire.open(self._client, self._timeout_s)
+                self._wire = await Wire.open(self._client, self._timeout_s)
             return self._wire
 
     async def call(self, *args: Any) -> Any:

@@ -12,6 +12,7 @@ the checkpoint's tokenizer.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import re
 from collections.abc import AsyncGenerator
@@ -55,6 +56,12 @@ def _mix(value: int) -> int:
     return value ^ (value >> 31)
 
 
+@functools.lru_cache(maxsize=4096)
+def _stream(first_token: int, prompt_len: int, seed: int) -> int:
+    """The hash a sequence's tokens are drawn from (with their index); once per sequence, not per token."""
+    return _mix(_mix(_mix(first_token) ^ prompt_len) ^ (seed & 0xFFFFFFFFFFFFFFFF))
+
+
 def _draw(*parts: object) -> int:
     return int.from_bytes(hashlib.blake2b(repr(parts).encode(), digest_size=8).digest(), "little")
 
@@ -71,7 +78,6 @@ class MockEngine:
         self._eos = frozenset(info.eos_token_ids)
         self._words = self._word_tokens()
         self._rows: list[Sequence] = []
-        self._streams: dict[str, int] = {}  # request id -> the hash its tokens are drawn from
         self._encoder = EncodeBatcher(self._encode_batch, self.limits, self.stats)
         self._scheduler = DecodeScheduler(self._step, self._clear, self.limits, self.stats)
 
@@ -174,26 +180,17 @@ class MockEngine:
 
     async def _step(self, admitted: list[Admission], drops: list[str]) -> StepResult:
         async with self._device:  # the whole step, like one call on the real engine thread
-            for request_id in drops:
-                self._streams.pop(request_id, None)
             self._rows = [s for s in self._rows if s.request_id not in drops]
             self._rows.extend(a.sequence for a in admitted)
             if self.timings.decode_s_per_step > 0:
                 await asyncio.sleep(self.timings.decode_s_per_step)
             outputs = [(sequence, self._advance(sequence)) for sequence in self._rows]
-            for sequence, output in outputs:
-                if output.finish_reason is not None:
-                    self._streams.pop(sequence.request_id, None)
             self._rows = [s for s in self._rows if s.finish_reason is None]
             return StepResult(outputs, len(self._rows))
 
     def _advance(self, sequence: Sequence) -> TokenOutput:
         state, params = sequence.state, sequence.sampling
-        stream = self._streams.get(sequence.request_id)
-        if stream is None:  # once per sequence: its tokens are a hash of this and their index
-            seed = params.seed & 0xFFFFFFFFFFFFFFFF
-            stream = _mix(_mix(_mix(state.first_token) ^ state.prompt_len) ^ seed)
-            self._streams[sequence.request_id] = stream
+        stream = _stream(state.first_token, state.prompt_len, params.seed)
         token = self._token(stream, len(sequence.generated))
         logprob = -1.0 if params.logprobs else None
         top = [(token, -1.0)] if params.logprobs and params.top_logprobs else None
@@ -201,4 +198,3 @@ class MockEngine:
 
     async def _clear(self) -> None:
         self._rows = []
-        self._streams = {}
