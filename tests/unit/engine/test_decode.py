@@ -10,7 +10,16 @@ import torch
 
 from tests.models import tiny_model_dir
 from tests.unit.engine import media
-from tests.unit.engine.oracle import Reference, Request, greedy, run_engine, sampled, token_ids
+from tests.unit.engine.oracle import (
+    Reference,
+    Request,
+    equal_up_to_rounding,
+    greedy,
+    rounding_tolerance,
+    run_engine,
+    sampled,
+    token_ids,
+)
 from workers.engine.engine import TransformersEngine
 from workers.engine.limits import EngineLimits
 from workers.engine.loader import load_engine
@@ -90,11 +99,12 @@ async def test_logprobs_equal_hf_raw_logits(
     )  # fmt: skip
     for output, logits in zip(outputs, hf.logits, strict=True):
         expected = torch.log_softmax(logits[0].float(), dim=-1)
-        assert output.logprob == pytest.approx(float(expected[output.token_id]), abs=1e-4)
+        tolerance = rounding_tolerance(expected)
+        assert output.logprob == pytest.approx(float(expected[output.token_id]), abs=tolerance)
         assert output.top_logprobs is not None
         top = torch.topk(expected, 3)
         assert [t for t, _ in output.top_logprobs] == top.indices.tolist()
-        assert [v for _, v in output.top_logprobs] == pytest.approx(top.values.tolist(), abs=1e-4)
+        assert [v for _, v in output.top_logprobs] == pytest.approx(top.values.tolist(), abs=tolerance)
 
 
 async def test_no_logprobs_unless_asked(engine: TransformersEngine) -> None:
@@ -155,7 +165,9 @@ async def test_concurrent_encodes_share_one_batch(engine: TransformersEngine) ->
     assert (engine.stats.encode_batches - batches, engine.stats.encode_items - items) == (1, 3)
     assert [[meta.modality for _, meta in r] for r in results] == [["image"], ["image", "video"]]
     alone = await engine.encode([media.image(2)])
-    assert torch.allclose(alone[0][0], results[1][0][0], atol=1e-5)
+    # another batch shape may pick other float32 kernels (AVX-512): equal up to rounding, not bitwise
+    assert equal_up_to_rounding(results[1][0][0], alone[0][0])
+    assert not equal_up_to_rounding(results[0][0][0], alone[0][0])  # another image's embeddings
 
 
 async def test_a_bad_item_fails_only_its_own_request(engine: TransformersEngine) -> None:
