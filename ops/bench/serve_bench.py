@@ -35,7 +35,15 @@ import uvloop
 from ops.bench.serve import dynamo as dynamo_peer
 from ops.bench.serve.load import Run, closed_loop, open_loop
 from ops.bench.serve.procs import CpuMeter
-from ops.bench.serve.report import Row, ceiling_table, goal_table, keep_alive_table, sweep_table
+from ops.bench.serve.report import (
+    STALL_MS,
+    Row,
+    ceiling_table,
+    goal_table,
+    keep_alive_table,
+    stalled,
+    sweep_table,
+)
 from ops.bench.serve.systems import MOCK_ENV, triptych, trivial
 from ops.bench.serve.target import Target, answer_text, png_data_url, probe
 from ops.tiny_model import build
@@ -65,6 +73,7 @@ class Bench:
     def __init__(self, runner: asyncio.Runner, plan: Plan) -> None:
         self.runner = runner
         self.plan = plan
+        self.stall_ms: float | None = None  # a p99 above it is marked (mock engines)
 
     def closed(self, target: Target, concurrency: int, stream: bool, keep_alive: bool = True) -> Run:
         plan = self.plan
@@ -82,6 +91,8 @@ class Bench:
         row = Row(target.name, load, stream, [run])
         kind = "streaming" if stream else "plain"
         note = f", {row.errors} errors (first: {row.first_error})" if row.errors else ""
+        if stalled(row, self.stall_ms):
+            note += f", p99 above {self.stall_ms:.0f} ms: a stall"
         print(
             f"  {target.name:>16} {load:<14} {kind:<9} {row.rps:8.1f} req/s{note}",
             file=sys.stderr,
@@ -242,6 +253,7 @@ def client_ceiling(bench: Bench) -> list[str]:
 
 def compare(bench: Bench, model: Path, engine: str, peer: bool) -> list[str]:
     plan = bench.plan
+    bench.stall_ms = STALL_MS if engine == "mock" else None
     with systems(plan, model, engine, peer) as targets:
         samples = []
         for target in targets:
@@ -257,7 +269,10 @@ def compare(bench: Bench, model: Path, engine: str, peer: bool) -> list[str]:
                 goal_table(ours, theirs, plan.repeats, plan.mode),
             ]
         rows = bench.sweep(targets)
-        out += ["#### Closed and open loop", sweep_table(rows, targets[1].name if peer else None)]
+        out += [
+            "#### Closed and open loop",
+            sweep_table(rows, targets[1].name if peer else None, bench.stall_ms),
+        ]
         if engine == "mock":
             keep = keep_alive_table(bench.keep_alive(targets))
             out += ["#### Streaming at concurrency 1: kept-alive connection vs a new one per request", keep]

@@ -9,6 +9,11 @@ from dataclasses import dataclass
 from ops.bench.serve.load import Run
 
 MS = 1000.0
+# With the mock engine a request's own work takes well under a millisecond: a TTFT or E2E p99 above
+# this is a stall of some process (issue 23: the client's garbage collector), not queueing for the
+# work, and a run that shows one is not quoted.
+STALL_MS = 250.0
+STALL_NOTE = f"`!`: p99 above {STALL_MS:.0f} ms with the mock engine, a stall: do not quote this run"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -86,13 +91,30 @@ def _ms(value: float) -> str:
     return "-" if value != value else f"{value:.2f}"  # NaN: no such samples
 
 
+def _p99(row: Row, what: str, stall_ms: float | None) -> str:
+    value = row.latency_ms(what, 99)
+    return _ms(value) + (" !" if stall_ms is not None and value > stall_ms else "")
+
+
+def stalled(row: Row, stall_ms: float | None) -> bool:
+    """A p99 (TTFT when streamed, E2E always) above `stall_ms`; None: no limit (a real model)."""
+    if stall_ms is None:
+        return False
+    whats = ("ttft", "e2e") if row.stream else ("e2e",)
+    return any(row.latency_ms(what, 99) > stall_ms for what in whats)
+
+
+def _with_note(text: str, rows: list[Row], stall_ms: float | None) -> str:
+    return text + ("\n\n" + STALL_NOTE if any(stalled(row, stall_ms) for row in rows) else "")
+
+
 def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if b else "-"
 
 
-def sweep_table(rows: list[Row], peer: str | None) -> str:
+def sweep_table(rows: list[Row], peer: str | None, stall_ms: float | None = None) -> str:
     """Every cell; `vs PEER` compares with the peer's row of the same load, `vs c=1` with the same
-    system's closed loop at concurrency 1."""
+    system's closed loop at concurrency 1; p99s above `stall_ms` are marked."""
     by_key = {(row.system, row.load, row.stream): row for row in rows}
     headers = ["system", "load", "stream", "req/s", f"vs {peer}" if peer else "vs peer", "vs c=1"]
     headers += ["TTFT p50", "TTFT p99", "ITL p50", "ITL p99", "E2E p50", "E2E p99", "tok/req", "errors"]
@@ -111,36 +133,37 @@ def sweep_table(rows: list[Row], peer: str | None) -> str:
                 _ratio(row.rps, peer_row.rps) if peer_row else "",
                 _ratio(row.rps, single.rps) if single and row.load.startswith("closed") else "",
                 _ms(row.latency_ms("ttft", 50)) if stream else "",
-                _ms(row.latency_ms("ttft", 99)) if stream else "",
+                _p99(row, "ttft", stall_ms) if stream else "",
                 _ms(row.latency_ms("itl", 50)) if stream else "",
                 _ms(row.latency_ms("itl", 99)) if stream else "",
                 _ms(row.latency_ms("e2e", 50)),
-                _ms(row.latency_ms("e2e", 99)),
+                _p99(row, "e2e", stall_ms),
                 f"{row.tokens_per_request:.1f}",
                 str(row.errors),
                 row.cpu_text(),
             ]
         )
-    return table(headers, lines)
+    return _with_note(table(headers, lines), rows, stall_ms)
 
 
 def goal_table(ours: list[Row], theirs: list[Row], repeats: int, mode: str) -> str:
+    """The goal cell side by side (mock engines on both sides: p99s above STALL_MS are marked)."""
     headers = [f"c=32, {mode}, mock", f"{ours[0].system} req/s", f"{theirs[0].system} req/s", "ours / peer"]
-    headers += ["E2E p50 ours / peer", "TTFT p50 ours / peer", "errors"]
+    headers += ["E2E p50 ours / peer", "TTFT p50 ours / peer", "E2E p99 ours / peer", "TTFT p99 ours / peer"]
+    headers += ["errors"]
     lines = []
     for mine, peer in zip(ours, theirs, strict=True):
         spread = [f"{row.rps:.0f} ({min(row.rps_each):.0f}-{max(row.rps_each):.0f})" for row in (mine, peer)]
-        ttft = (
-            f"{_ms(mine.latency_ms('ttft', 50))} / {_ms(peer.latency_ms('ttft', 50))} ms"
-            if mine.stream
-            else ""
-        )
+        stream = mine.stream
+        ttft = f"{_ms(mine.latency_ms('ttft', 50))} / {_ms(peer.latency_ms('ttft', 50))} ms" if stream else ""
         e2e = f"{_ms(mine.latency_ms('e2e', 50))} / {_ms(peer.latency_ms('e2e', 50))} ms"
-        kind = "streaming" if mine.stream else "non-streaming"
+        e2e99 = f"{_p99(mine, 'e2e', STALL_MS)} / {_p99(peer, 'e2e', STALL_MS)} ms"
+        ttft99 = f"{_p99(mine, 'ttft', STALL_MS)} / {_p99(peer, 'ttft', STALL_MS)} ms" if stream else ""
+        kind = "streaming" if stream else "non-streaming"
         errors = f"{mine.errors} / {peer.errors}"
-        lines.append([kind, *spread, _ratio(mine.rps, peer.rps), e2e, ttft, errors])
-    note = f"req/s: median of {repeats} alternating runs (min-max)"
-    return table(headers, lines) + "\n" + note
+        lines.append([kind, *spread, _ratio(mine.rps, peer.rps), e2e, ttft, e2e99, ttft99, errors])
+    note = f"req/s: median of {repeats} alternating runs (min-max); latencies over all of them"
+    return _with_note(table(headers, lines) + "\n" + note, [*ours, *theirs], STALL_MS)
 
 
 def ceiling_table(rows: list[Row]) -> str:
@@ -158,10 +181,19 @@ def ceiling_table(rows: list[Row]) -> str:
 
 
 def keep_alive_table(rows: list[Row]) -> str:
-    headers = ["system", "connection", "req/s", "TTFT p50", "ITL p99", "E2E p50", "E2E p99"]
+    """Streaming at concurrency 1 with the mock engine: p99s above STALL_MS are marked."""
+    headers = ["system", "connection", "req/s", "TTFT p50", "TTFT p99", "ITL p99", "E2E p50", "E2E p99"]
     lines = [
-        [row.system, row.load, f"{row.rps:.1f}"]
-        + [_ms(row.latency_ms(what, q)) for what, q in (("ttft", 50), ("itl", 99), ("e2e", 50), ("e2e", 99))]
+        [
+            row.system,
+            row.load,
+            f"{row.rps:.1f}",
+            _ms(row.latency_ms("ttft", 50)),
+            _p99(row, "ttft", STALL_MS),
+            _ms(row.latency_ms("itl", 99)),
+            _ms(row.latency_ms("e2e", 50)),
+            _p99(row, "e2e", STALL_MS),
+        ]
         for row in rows
     ]
-    return table(headers, lines)
+    return _with_note(table(headers, lines), rows, STALL_MS)
