@@ -45,9 +45,16 @@ def check_fields(body: ChatCompletionRequest) -> None:
                 400, f"`{name}` is not supported by this server", param=name, code="unsupported_field"
             )
     if body.n not in (None, 1):
-        raise APIError(400, "`n` greater than 1 is not supported; send several requests", param="n")
+        raise APIError(
+            400,
+            "`n` greater than 1 is not supported; send several requests",
+            param="n",
+            code="unsupported_value",
+        )
     if not body.messages:
-        raise APIError(400, "`messages` must hold at least one message", param="messages")
+        raise APIError(
+            400, "`messages` must hold at least one message", param="messages", code="invalid_value"
+        )
 
 
 def convert(
@@ -69,8 +76,14 @@ def convert(
                 continue
             param = f"{where}.content[{n}]"
             ref = _media_ref(part, param)
+            url_param = ref.param
             if role != "user":
-                raise APIError(400, f"{where}: media is only accepted in user messages", param=where)
+                raise APIError(
+                    400,
+                    f"{where}: media is only accepted in user messages",
+                    param=param,
+                    code="invalid_value",
+                )
             if ref.modality not in modalities:
                 supported = ", ".join(sorted(modalities)) or "text only"
                 raise APIError(
@@ -82,7 +95,7 @@ def convert(
             try:
                 validate_media_ref(ref, media_config)
             except MediaError as exc:
-                raise APIError(exc.status, exc.message, param=param, code=exc.code) from None
+                raise APIError(exc.status, exc.message, param=url_param, code=exc.code) from None
             parts.append({"type": ref.modality})
             media.append(ref)
         messages.append({"role": role, "content": parts})
@@ -91,21 +104,31 @@ def convert(
 
 
 def _media_ref(part: ImagePart | VideoPart | AudioPart | InputAudioPart, where: str) -> MediaRef:
+    """The part as a MediaRef; `where` is the part's path (`messages[0].content[1]`)."""
     if isinstance(part, ImagePart):
-        return MediaRef(modality="image", url=part.image_url.url, detail=part.image_url.detail)
+        image = part.image_url
+        return MediaRef(modality="image", url=image.url, detail=image.detail, param=f"{where}.image_url.url")
     if isinstance(part, VideoPart):
         video = part.video_url
-        return MediaRef(modality="video", url=video.url, fps=video.fps, num_frames=video.num_frames)
+        return MediaRef(
+            modality="video",
+            url=video.url,
+            fps=video.fps,
+            num_frames=video.num_frames,
+            param=f"{where}.video_url.url",
+        )
     if isinstance(part, AudioPart):
-        return MediaRef(modality="audio", url=part.audio_url.url)
+        return MediaRef(modality="audio", url=part.audio_url.url, param=f"{where}.audio_url.url")
     media_type = AUDIO_FORMATS.get(part.input_audio.format.lower())
     if media_type is None:
         raise APIError(
             400,
             f"input_audio format {part.input_audio.format!r} is not one of {', '.join(AUDIO_FORMATS)}",
             param=f"{where}.input_audio.format",
+            code="unsupported_audio_format",
         )
-    return MediaRef(modality="audio", url=f"data:{media_type};base64,{part.input_audio.data}")
+    url = f"data:{media_type};base64,{part.input_audio.data}"
+    return MediaRef(modality="audio", url=url, param=f"{where}.input_audio.data")
 
 
 def _check_counts(media: list[MediaRef], settings: AppSettings) -> None:

@@ -29,8 +29,8 @@ class APIError(Exception):
         status: int,
         message: str,
         *,
+        code: str,  # required: clients branch on it, metrics count by it
         param: str | None = None,
-        code: str | None = None,
         type: str | None = None,
         retry_after: int | None = None,
     ) -> None:

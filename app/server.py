@@ -85,7 +85,8 @@ class FrontDoor:
         try:
             prompt_ids = self.prompts.render(converted.messages)
         except ValueError as exc:
-            raise APIError(400, f"the messages could not be rendered: {exc}", param="messages") from None
+            message = f"the messages could not be rendered: {exc}"
+            raise APIError(400, message, param="messages", code="invalid_messages") from None
         if len(prompt_ids) > self.max_prompt:
             raise APIError(
                 400,
@@ -217,11 +218,12 @@ class AuthMiddleware:
 
 async def _http_error(http: HTTPRequest, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return APIError(exc.status_code, str(exc.detail)).response()
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return APIError(exc.status_code, str(exc.detail), code=code).response()
 
 
 async def _server_error(http: HTTPRequest, exc: Exception) -> Response:
-    return APIError(500, "internal server error", type="server_error").response()
+    return APIError(500, "internal server error", type="server_error", code="internal_error").response()
 
 
 def create_app(settings: AppSettings, runtime: RuntimeConfig, media: MediaConfig) -> Starlette:

@@ -21,9 +21,9 @@ class FatalError(JobError):
         self,
         message: str,
         *,
+        code: str,
         status: int = 400,
         type: str = "invalid_request_error",
-        code: str | None = None,
         param: str | None = None,
     ) -> None:
         super().__init__(message)

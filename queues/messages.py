@@ -46,6 +46,9 @@ class MediaRef(msgspec.Struct, frozen=True, kw_only=True):
     detail: str | None = None  # image_url.detail: auto | low | high
     fps: float | None = None  # video: frames per second of video time to sample
     num_frames: int | None = None  # video: exact number of frames (wins over fps)
+    param: str = (
+        ""  # where the URL is in the request, as an error's `param`: messages[0].content[1].image_url.url
+    )
 
 
 class Request(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,6 +84,9 @@ _DROPPED_BY_RERUN: dict[str, dict[str, None]] = {
     "encode": {"encoded": None, "prefilled": None},
     "prefill": {"prefilled": None},
 }
+# The tensors each stage reads (the job field carrying them) and the stage that produces them.
+_INPUT = {"prefill": "encoded", "pd": "encoded", "decode": "prefilled"}
+_PRODUCER = {"encoded": "encode", "prefilled": "prefill"}
 
 
 class Job(msgspec.Struct, kw_only=True):
@@ -100,6 +106,20 @@ class Job(msgspec.Struct, kw_only=True):
         route = self.request.route
         index = route.index(self.stage)
         return route[index + 1] if index + 1 < len(route) else None
+
+    def rerun_from(self, stage: str) -> str:
+        """Where to re-run a job whose `stage` output was lost: `stage`, or an earlier stage when
+        `stage`'s own input is gone too. A payload is freed once its reader has it, so every input
+        already read (all but inline ones, which travel in the message) is gone: a decode that lost
+        the KV cache of an image request goes straight back to encode, one re-run, not two."""
+        while (field := _INPUT.get(stage)) is not None and _PRODUCER[field] in self.request.route:
+            if field == "encoded" and not self.request.media:
+                break  # a text-only request has no embeddings to need
+            made: Encoded | Prefilled | None = getattr(self, field)
+            if made is not None and made.tensors.transport == "inline":
+                break
+            stage = _PRODUCER[field]
+        return stage
 
     def without_outputs_from(self, stage: str) -> Job:
         """A copy to re-run from `stage`: what that stage and later ones produced is dropped."""
@@ -161,9 +181,9 @@ class ErrorEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", ta
     """The request failed; ends the stream. Fields are those of OpenAI's error body."""
 
     message: str
+    code: str  # a short stable identifier clients and metrics branch on
     status: int = 500
     type: str = "server_error"
-    code: str | None = None
     param: str | None = None
 
 

@@ -419,9 +419,10 @@ class StageWorker:
     async def _rerun(self, entry: Entry, job: Job, exc: Rerun) -> str:
         if job.reruns >= self.config.max_reruns:
             return await self._dead_letter(entry, f"re-run {job.reruns} times", exc.reason)
-        log.warning("job %s goes back to %s: %s", job.request.id, exc.stage, exc.reason)
+        stage = job.rerun_from(exc.stage)
+        log.warning("job %s goes back to %s: %s", job.request.id, stage, exc.reason)
         again = msgspec.structs.replace(
-            job.without_outputs_from(exc.stage), reruns=job.reruns + 1, last_error=exc.reason
+            job.without_outputs_from(stage), reruns=job.reruns + 1, last_error=exc.reason
         )
         await self._hand_on(entry, again)
         return "rerun"

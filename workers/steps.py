@@ -42,12 +42,15 @@ def timed(stage: str, timings: dict[str, float], name: str) -> Iterator[None]:
 
 async def load_media(ctx: WorkerContext, job: Job) -> list[LoadedMedia]:
     loader = ctx.need_media()
-    try:
-        return list(
-            await asyncio.gather(*(loader.load(ref, audio_rate=ctx.audio_rate) for ref in job.request.media))
-        )
-    except MediaError as exc:
-        raise FatalError(exc.message, status=exc.status, code=exc.code, param="messages") from None
+
+    async def load(ref: MediaRef) -> LoadedMedia:
+        try:
+            return await loader.load(ref, audio_rate=ctx.audio_rate)
+        except MediaError as exc:
+            param = ref.param or "messages"
+            raise FatalError(exc.message, status=exc.status, code=exc.code, param=param) from None
+
+    return list(await asyncio.gather(*(load(ref) for ref in job.request.media)))
 
 
 async def encode(ctx: WorkerContext, job: Job, timings: dict[str, float]) -> list[EncodedItem]:
@@ -129,7 +132,8 @@ async def prefill(
         try:
             return await ctx.engine.prefill(request.prompt_ids, items, request.sampling)
         except ValueError as exc:  # the items do not fit the prompt's placeholders
-            raise FatalError(f"the request's media do not fit its prompt: {exc}", status=422) from None
+            message = f"the request's media do not fit its prompt: {exc}"
+            raise FatalError(message, status=422, code="media_mismatch") from None
 
 
 async def publish_prefilled(ctx: WorkerContext, result: PrefillResult) -> Prefilled:

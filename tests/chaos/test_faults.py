@@ -13,6 +13,7 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
@@ -107,6 +108,53 @@ async def test_owner_of_tensors_dies_before_they_are_read(system: Cluster) -> No
             await system.wait_ready_async()
     finally:
         await client_redis.aclose()
+
+
+async def _decoding(client: aioredis.Redis, keys: Keys, count: int, seen: set[bytes]) -> set[bytes]:
+    """Wait until `count` decode entries not in `seen` are delivered to a decode worker; their ids."""
+    deadline = time.monotonic() + 30
+    while True:
+        pending = await client.xpending_range(keys.stream("decode"), keys.group("decode"), "-", "+", 100)
+        fresh = {cast(bytes, entry["message_id"]) for entry in pending} - seen
+        if len(fresh) >= count:
+            return fresh
+        assert time.monotonic() < deadline, f"{len(fresh)} of {count} jobs reached decode"
+        await asyncio.sleep(0.05)
+
+
+async def test_decode_killed_twice_under_long_image_streams(system: Cluster) -> None:
+    """A SIGKILL of decode costs each of its jobs one re-run: an image job goes straight back to encode
+    (its embeddings were freed once prefill read them), so a second kill that hits the re-run jobs
+    on decode's restarted successor still leaves one of QUEUE_MAX_RERUNS=2, and nothing dead-letters."""
+    if system.mode != "e-p-d":
+        pytest.skip("decode holds re-run jobs only in e-p-d")
+    keys = Keys()
+    long = [Template(f"twice{i}", with_image=i % 2 == 0, seed=300 + i, max_tokens=200) for i in range(6)]
+    client_redis = aioredis.Redis.from_url(system.env["REDIS_URL"])
+    tally = Tally()
+    try:
+        async with httpx.AsyncClient(timeout=LIMIT_S) as client:
+            undisturbed = await asyncio.gather(*(stream(client, system.url, t.body(), LIMIT_S) for t in long))
+            assert all(status == "done" for status, _ in undisturbed), undisturbed
+            requests = [asyncio.create_task(stream(client, system.url, t.body(), LIMIT_S)) for t in long]
+            seen: set[bytes] = set()
+            for _ in range(2):
+                seen |= await _decoding(client_redis, keys, len(long), seen)
+                await asyncio.sleep(0.5)  # mid-decode
+                await asyncio.to_thread(system.restart, "decode.1")
+            for (status, ids), (_, reference) in zip(
+                await asyncio.gather(*requests), undisturbed, strict=True
+            ):
+                tally.add(*classify(status, ids, reference))
+        dead = {stage: await client_redis.xlen(keys.dead(stage)) for stage in system.stages}
+    finally:
+        await client_redis.aclose()
+    record(
+        "SIGKILL decode, then its successor once the re-run jobs reach it (long image streams, e-p-d)", tally
+    )
+    assert tally.outcomes["completed"] == len(long), tally.details
+    assert dead == dict.fromkeys(system.stages, 0)
+    await system.wait_ready_async()
 
 
 async def test_front_door_restart_under_load(system: Cluster) -> None:

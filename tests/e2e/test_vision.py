@@ -128,6 +128,7 @@ async def test_bad_requests_get_clear_4xx(
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
+    assert error["code"], error
     assert words in error["message"]
 
 
@@ -136,7 +137,9 @@ async def test_undecodable_image_fails_cleanly_and_workers_stay_up(system: Syste
     async with httpx.AsyncClient(base_url=system.url, timeout=60) as client:
         response = await client.post("/v1/chat/completions", json=said(image(garbage)))
         assert response.status_code == 422, response.text
-        assert response.json()["error"]["message"]
+        error = response.json()["error"]
+        assert error["message"] and error["code"], error
+        assert error["param"] == "messages[0].content[0].image_url.url", error  # found by the worker
     assert len(await ask(system, "Still there?", [], GREEDY)) > 0
 
 

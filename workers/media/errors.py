@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-# status -> what it means; the only statuses MediaError carries.
+# status -> what it means; the only statuses MediaError carries. A URL that cannot be fetched (DNS,
+# connection, TLS, an HTTP error status, a timeout, a redirect loop) is the client's to fix, so it is
+# a 400 too: a 5xx would tell clients (the OpenAI SDK retries 5xx three times) that we failed.
 STATUSES: dict[int, str] = {
-    400: "malformed or refused reference",
+    400: "malformed, refused or unfetchable reference",
     413: "too large (bytes, pixels, frames or duration)",
     415: "unsupported media type",
     422: "undecodable media",
-    502: "upstream error",
-    504: "upstream timeout",
 }
 
 
@@ -76,8 +76,5 @@ def undecodable(code: str, message: str) -> MediaError:
 
 
 def upstream(code: str, message: str) -> MediaError:
-    return MediaError(502, message, code)
-
-
-def upstream_timeout(code: str, message: str) -> MediaError:
-    return MediaError(504, message, code)
+    """The media URL could not be fetched (the host, the network path or the server failed)."""
+    return MediaError(400, f"the media URL could not be fetched: {message}", code)

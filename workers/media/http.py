@@ -20,7 +20,7 @@ import httpcore
 import httpx
 
 from workers.media.config import MediaConfig
-from workers.media.errors import MediaError, too_large, upstream, upstream_timeout
+from workers.media.errors import MediaError, too_large, upstream
 from workers.media.ssrf import GuardedNetworkBackend, Resolver, system_resolver
 from workers.media.types import Modality
 from workers.media.validate import RefValidator
@@ -113,14 +113,12 @@ class HttpFetcher:
                     f"the media URL redirected more than {self._config.max_redirects} times",
                 )
         except TimeoutError:
-            raise upstream_timeout(
+            raise upstream(
                 "upstream_timeout",
                 f"downloading the {modality} took longer than {limits.total_timeout_s:g} s",
             ) from None
         except httpx.TimeoutException as exc:
-            raise upstream_timeout(
-                "upstream_timeout", f"the media server timed out ({_phase(exc)})"
-            ) from None
+            raise upstream("upstream_timeout", f"the media server timed out ({_phase(exc)})") from None
         except httpx.InvalidURL:
             raise upstream("bad_redirect", "the media server redirected to a malformed URL") from None
         except (httpx.HTTPError, httpx.StreamError) as exc:

@@ -57,6 +57,7 @@ def assert_error(response: httpx.Response, status: int, *words: str) -> dict[str
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
+    assert isinstance(error["code"], str) and error["code"], error  # every error has a code
     for word in words:
         assert word in error["message"], error
     return dict(error)
@@ -127,10 +128,21 @@ async def test_private_address_is_refused_before_enqueue(
     client: httpx.AsyncClient, redis: aioredis.Redis
 ) -> None:
     for url in ("http://127.0.0.1/x.png", "http://169.254.169.254/latest/meta-data", "http://10.0.0.1/a.png"):
-        body = user([{"type": "image_url", "image_url": {"url": url}}])
-        response = await client.post("/v1/chat/completions", json=body)
-        assert 400 <= response.status_code < 500, response.text
+        body = user([{"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": url}}])
+        error = assert_error(await client.post("/v1/chat/completions", json=body), 400)
+        assert error["param"] == "messages[0].content[1].image_url.url", error
     assert await redis.xlen(Keys().stream("agg")) == 0
+
+
+async def test_media_outside_user_messages_names_the_part(client: httpx.AsyncClient) -> None:
+    body = {"messages": [{"role": "assistant", "content": [image_part()]}, {"role": "user", "content": "hi"}]}
+    error = assert_error(await client.post("/v1/chat/completions", json=body), 400, "user messages")
+    assert (error["param"], error["code"]) == ("messages[0].content[0]", "invalid_value")
+
+
+async def test_n_above_one_has_a_code(client: httpx.AsyncClient) -> None:
+    error = assert_error(await client.post("/v1/chat/completions", json=user("hi", n=2)), 400)
+    assert (error["param"], error["code"]) == ("n", "unsupported_value")
 
 
 async def test_models_and_openapi(client: httpx.AsyncClient) -> None:

@@ -131,7 +131,7 @@ async def test_resolve_checks_every_address_after_resolution() -> None:
     assert caught.value.status == 400
     with pytest.raises(MediaError) as caught:
         await policy.resolve("unknown.test", 80, DNS)
-    assert (caught.value.status, caught.value.code) == (502, "dns_error")
+    assert (caught.value.status, caught.value.code) == (400, "dns_error")
 
 
 async def test_allowlisted_name_accepts_its_private_addresses_but_not_metadata() -> None:
