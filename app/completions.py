@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from app.access import Outcome
 from app.errors import APIError
 from app.metrics import FrontDoorMetrics
 from app.types import (
@@ -44,13 +45,15 @@ class Meta:
     return_token_ids: bool = False
     accepted: float = field(default_factory=time.monotonic)
     last_token: float = 0.0
+    outcome: Outcome = field(default_factory=Outcome)  # filled in as the events arrive
 
     def observe(self, event: TokenEvent, stream: bool = True) -> None:
         """Record the latencies `event` completes; inter-token latency only for a stream (a
         non-streamed answer has its tokens arrive together, at the end)."""
         now = time.monotonic()
         if event.seq == 0:
-            self.metrics.ttft.observe(now - self.accepted)
+            self.outcome.ttft_s = now - self.accepted
+            self.metrics.ttft.observe(self.outcome.ttft_s)
         elif self.last_token and stream:
             self.metrics.itl.observe(now - self.last_token)
         if stream:
@@ -59,9 +62,16 @@ class Meta:
         self.last_token = now
         if event.finish_reason is not None:
             self.metrics.e2e.observe(now - self.accepted)
+            self.outcome.finish_reason = event.finish_reason
+            self.outcome.timings = event.timings or {}
             if event.usage is not None:
                 self.metrics.prompt_tokens.inc(event.usage.prompt_tokens)
                 self.metrics.completion_tokens.inc(event.usage.completion_tokens)
+                self.outcome.prompt_tokens = event.usage.prompt_tokens
+                self.outcome.completion_tokens = event.usage.completion_tokens
+
+    def failed(self, error: APIError) -> None:
+        self.outcome.status, self.outcome.code = error.status, error.code
 
     def logprobs(self, items: list[TokenLogprob] | None) -> ChoiceLogprobs | None:
         if items is None:
@@ -129,7 +139,9 @@ async def sse(events: AsyncIterator[Output], meta: Meta, include_usage: bool) ->
     pending = _frame(_chunk(meta, Delta(role="assistant", content="")))
     async for event in events:
         if isinstance(event, ErrorEvent):
-            pending += b"data: " + _json.encode(error_from_event(event).body()) + b"\n\n"
+            error = error_from_event(event)
+            meta.failed(error)
+            pending += b"data: " + _json.encode(error.body()) + b"\n\n"
             break
         meta.observe(event)
         chunk = _chunk(meta, Delta(content=event.text), event.finish_reason, meta.logprobs(event.logprobs))

@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.access import CLIENT_LEFT, Outcome, finish
 from app.completions import Meta, collect, sse
 from app.convert import convert
 from app.errors import APIError
@@ -38,7 +39,6 @@ from app.types import ChatCompletionRequest, ModelCard, ModelList
 from queues.config import RuntimeConfig
 from queues.logs import request_id
 from queues.messages import Request
-from queues.metrics import child
 from workers.engine.model_info import ModelInfo
 from workers.media.config import MediaConfig
 
@@ -63,16 +63,23 @@ class FrontDoor:
     # ---- routes ----------------------------------------------------------------------------
 
     async def chat(self, http: HTTPRequest) -> Response:
+        started = time.monotonic()
         try:
-            response = await self._chat(http)
-        except APIError as exc:
-            child(self.metrics.requests, str(exc.status)).inc()
-            child(self.metrics.errors, exc.code or exc.type).inc()
+            return await self._chat(http, started)
+        except APIError as exc:  # refused, or a non-streamed request that failed
+            outcome = Outcome(status=exc.status, code=exc.code)
+            finish(self.metrics, self.settings.mode, outcome, time.monotonic() - started)
             return exc.response()
-        child(self.metrics.requests, str(response.status_code)).inc()
-        return response
 
-    async def _chat(self, http: HTTPRequest) -> Response:
+    def _finish(self, meta: Meta, started: float) -> None:
+        """A served request ended: a stream cut short without a final event is a client that left
+        (or a front door stopping); an error event has already set the outcome's status."""
+        outcome = meta.outcome
+        if outcome.status == 200 and outcome.finish_reason is None:
+            outcome.status, outcome.code = CLIENT_LEFT, "client_disconnected"
+        finish(self.metrics, self.settings.mode, outcome, time.monotonic() - started)
+
+    async def _chat(self, http: HTTPRequest, started: float) -> Response:
         body = _decode(await _read_body(http, self.settings.max_body_bytes))
         if body.model is not None and body.model != self.model_id:
             raise APIError(
@@ -116,6 +123,7 @@ class FrontDoor:
             self.metrics,
             return_token_ids=bool(body.return_token_ids),
         )
+        meta.outcome.stream = body.stream
         submission = await self.gateway.accept(request)
         self.metrics.in_flight.inc()
         if body.stream:
@@ -128,6 +136,7 @@ class FrontDoor:
                             yield frame
                 finally:
                     self.metrics.in_flight.dec()
+                    self._finish(meta, started)
                     await submission.close()
 
             headers = {"Cache-Control": "no-cache"}
@@ -137,6 +146,7 @@ class FrontDoor:
         finally:
             self.metrics.in_flight.dec()
             await submission.close()
+        self._finish(meta, started)
         return Response(msgspec.json.encode(completion), media_type="application/json")
 
     async def models(self, http: HTTPRequest) -> Response:

@@ -1,7 +1,8 @@
 """Logging for every process: plain text by default, one JSON object per line with LOG_FORMAT=json.
 
 The runtime sets `request_id` (a context variable) while it runs a job, so every log line a stage
-writes about a request carries that request's id, in every process it passes through.
+writes about a request carries that request's id, in every process it passes through. A line logged
+with `extra={"fields": {...}}` (the front door's access log) has those fields as keys in JSON.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ class JsonFormatter(logging.Formatter):
         }
         if getattr(record, "request_id", ""):
             entry["request_id"] = record.request_id  # type: ignore[attr-defined]
+        fields = getattr(record, "fields", None)  # `extra={"fields": {...}}`: keys of their own
+        if isinstance(fields, dict):
+            entry.update({key: value for key, value in fields.items() if key not in entry})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry)
