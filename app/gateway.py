@@ -7,6 +7,7 @@ early (client disconnect, deadline), the request is cancelled in every stage tha
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -16,6 +17,7 @@ from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.errors import APIError
+from queues.admission import WorkerWatch
 from queues.cancel import cancel_request
 from queues.channel import Output, TokenStream
 from queues.config import RuntimeConfig
@@ -33,21 +35,63 @@ _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSErro
 
 
 class Gateway:
-    def __init__(self, config: RuntimeConfig, retry_after_s: int = 1) -> None:
+    def __init__(
+        self,
+        config: RuntimeConfig,
+        retry_after_s: int = 1,
+        *,
+        stages: list[str] | None = None,
+        admission_timeout_s: float = 30.0,
+    ) -> None:
         self.config = config
         self.keys = Keys(config.key_prefix)
         self.redis = connect(config)
         self.subscriber = Subscriber(self.redis, timeout_s=config.redis_timeout_s)
         self.producer = Producer(self.redis, self.keys, config.backlog_limit)
         self.retry_after_s = retry_after_s
+        self.admission_timeout_s = admission_timeout_s
+        interval = min(config.heartbeat_s, 1.0)
+        self.workers = WorkerWatch(self.redis, self.keys, stages or [], interval) if stages else None
 
     async def start(self) -> None:
         await check_server(self.redis)
         await self.subscriber.start()
+        if self.workers is not None:
+            self.workers.start()
 
     async def close(self) -> None:
+        if self.workers is not None:
+            await self.workers.close()
         await self.subscriber.close()
         await self.redis.aclose()
+
+    def _no_workers(self, missing: list[str], waited: bool = False) -> APIError:
+        stages = ", ".join(missing)
+        message = f"no worker is running for the {stages} stage{'s' if len(missing) > 1 else ''}"
+        message += f" (none started within {self.admission_timeout_s:g} s)" if waited else ""
+        return APIError(503, message + "; retry shortly", code="no_workers", retry_after=self.retry_after_s)
+
+    async def _missing(self, route: list[str]) -> tuple[list[str], bool]:
+        """Stages of the route with no live worker, and whether an autoscaler starts all of them."""
+        if self.workers is None:
+            return [], False
+        try:
+            missing, view = await self.workers.missing(route)
+        except (*_UNAVAILABLE, RedisError) as exc:
+            raise self._unavailable(exc) from None
+        return missing, all(stage in view.scalable for stage in missing)
+
+    async def _await_workers(self, submission: Submission, missing: list[str]) -> None:
+        """An autoscaler starts workers once it sees the job: wait for them, a bounded time."""
+        assert self.workers is not None
+        deadline = asyncio.get_running_loop().time() + self.admission_timeout_s
+        while missing:
+            if asyncio.get_running_loop().time() >= deadline:
+                await submission.withdraw()
+                raise self._no_workers(missing, waited=True)
+            await asyncio.sleep(0.25)
+            with contextlib.suppress(*_UNAVAILABLE, RedisError):
+                missing = (await self.workers.refresh()).missing(missing)
 
     def _unavailable(self, exc: BaseException) -> APIError:
         log.warning("Redis unavailable: %s", exc)
@@ -60,7 +104,11 @@ class Gateway:
 
     async def accept(self, request: Request) -> Submission:
         """Subscribe to the request's channel, then enqueue its first job. Raises APIError 429 when the
-        backlog is full and 503 when Redis is unreachable; nothing is accepted in either case."""
+        backlog is full, 503 when Redis is unreachable or a stage of the route has no live worker
+        (after `admission_timeout_s` when an autoscaler starts them); nothing is accepted then."""
+        missing, scalable = await self._missing(request.route)
+        if missing and not scalable:
+            raise self._no_workers(missing)
         stream = TokenStream(
             self.subscriber,
             self.redis,
@@ -94,7 +142,10 @@ class Gateway:
             raise
         where = self.keys.stream(job.stage)
         stream.location = ProgressEvent(stage=job.stage, stream=where, entry_id=entry_id)
-        return Submission(self, stream)
+        submission = Submission(self, stream)
+        if missing:
+            await self._await_workers(submission, missing)
+        return submission
 
     async def ready(self, stages: list[str]) -> dict[str, object]:
         """Redis reachable, and every stage of the mode has at least one live worker."""
@@ -150,6 +201,15 @@ class Submission:
                 if isinstance(event, ErrorEvent) or event.finish_reason is not None:
                     self._finished = True
                 yield event
+
+    async def withdraw(self) -> None:
+        """Take the job back before any worker ran it: its entry deleted, and cancelled in case a
+        worker read it meanwhile."""
+        where = self._stream.location
+        if where is not None:
+            with contextlib.suppress(*_UNAVAILABLE, RedisError):
+                await self._gateway.redis.xdel(where.stream, where.entry_id)
+        await self.close()
 
     async def close(self) -> None:
         if self._events is not None:

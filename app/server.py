@@ -54,7 +54,12 @@ class FrontDoor:
         self.media = media
         self.info = ModelInfo.load(settings.model)
         self.prompts = PromptRenderer(self.info, settings.prompt_cache_entries)
-        self.gateway = Gateway(runtime, settings.retry_after_s)
+        self.gateway = Gateway(
+            runtime,
+            settings.retry_after_s,
+            stages=stages(settings.mode),
+            admission_timeout_s=settings.admission_timeout_s,
+        )
         self.metrics = FrontDoorMetrics()
         self.created = int(time.time())
         self.max_prompt = settings.max_prompt_tokens or self.info.max_context

@@ -47,6 +47,7 @@ class AppSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_names(""
     prompt_cache_entries: int = 1024  # rendered prompts kept for requests with the same messages
     request_timeout_s: float = 300.0  # deadline of every request, from acceptance
     retry_after_s: int = 1  # Retry-After of a 429 / 503
+    admission_timeout_s: float = 30.0  # a stage without workers, started on demand by an autoscaler
 
     @property
     def model_id(self) -> str:

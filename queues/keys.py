@@ -1,7 +1,7 @@
 """Every Redis key and channel name the system uses, in one place.
 
 All keys of one deployment share the hash tag `{prefix}`, so a stage hand-off (XADD to the next
-stream + XACK/XDEL of the current entry in one MULTI/EXEC) stays inside one Redis Cluster slot.
+stream + XACK/XDEL of the current entry in one Lua script) stays inside one Redis Cluster slot.
 """
 
 from __future__ import annotations
@@ -43,11 +43,20 @@ class Keys:
         """Broadcast pub/sub channel on which cancelled request ids are announced to every worker."""
         return f"{self.tag}:cancelled"
 
+    @property
+    def heartbeat_prefix(self) -> str:
+        """What every heartbeat key starts with; the stage and the consumer follow."""
+        return f"{self.tag}:hb:"
+
     def heartbeat(self, stage: str, consumer: str) -> str:
-        return f"{self.tag}:hb:{stage}:{consumer}"
+        return f"{self.heartbeat_prefix}{stage}:{consumer}"
 
     def heartbeat_pattern(self, stage: str) -> str:
-        return f"{self.tag}:hb:{stage}:*"
+        return f"{self.heartbeat_prefix}{stage}:*"
+
+    def scaler(self, stage: str) -> str:
+        """Marker (with a TTL) of an autoscaler that starts workers of `stage` on demand."""
+        return f"{self.tag}:scaler:{stage}"
 
     def agent(self, agent_name: str) -> str:
         """Where a tensor-transfer agent publishes its (NIXL) metadata."""

@@ -83,6 +83,7 @@ class Autoscaler:
                 self.metrics.restarts.labels(stage).inc(restarted)
         try:
             states = await observe(self.client, self.keys, self.stages)
+            await self._announce()
         except (RedisError, OSError) as exc:
             log.warning("Redis unavailable, no scaling this round: %s", exc)
             self.metrics.redis_errors.inc()
@@ -106,6 +107,17 @@ class Autoscaler:
             self.metrics.forgotten.labels(stage).inc(len(forgotten))
         return decision
 
+    async def _announce(self) -> None:
+        """Tell the front doors which stages get workers on demand: a request for a stage with none
+        running then waits for one (ADMISSION_TIMEOUT_S) instead of being refused."""
+        if not self.pools:
+            return
+        ttl_ms = int(max(3 * self.settings.interval_s, 3.0) * 1000)
+        pipe = self.client.pipeline(transaction=False)
+        for stage in self.pools:
+            pipe.set(self.keys.scaler(stage), b"1", px=ttl_ms)
+        await pipe.execute()
+
     def _log(self, decision: Decision) -> None:
         key = (decision.running, decision.wish, decision.target)
         changed = self._last.get(decision.stage) != key
@@ -122,6 +134,8 @@ class Autoscaler:
         """SIGTERM every worker, wait for them to drain (kill the overdue), then return."""
         if not self.pools:
             return
+        with contextlib.suppress(RedisError, OSError):  # no more workers on demand
+            await self.client.delete(*(self.keys.scaler(stage) for stage in self.pools))
         now = time.monotonic()
         for pool in self.pools.values():
             pool.stop_all(now)

@@ -3,8 +3,11 @@ Requests that pass validation are enqueued for real; no worker runs, so none of 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +22,7 @@ from ops.redis import RedisServer
 from queues.config import RuntimeConfig
 from queues.heartbeat import Heartbeat
 from queues.keys import Keys
+from queues.messages import Request, SamplingParams
 from tests.models import tiny_model_dir
 from workers.media import synth
 from workers.media.config import MediaConfig
@@ -157,16 +161,82 @@ async def test_models_and_openapi(client: httpx.AsyncClient) -> None:
 async def test_ready_needs_a_live_worker_per_stage(client: httpx.AsyncClient, redis: aioredis.Redis) -> None:
     response = await client.get("/ready")
     assert response.status_code == 503 and response.json()["agg"] == 0
-    heartbeat = Heartbeat(redis, Keys(), "agg", interval_s=5)
-    heartbeat.consumer = "agg.1"
-    await heartbeat.beat(0, 4)
+    await live_worker(redis)
     response = await client.get("/ready")
     assert response.status_code == 200 and response.json() == {"ready": True, "redis": "ok", "agg": 1}
+
+
+async def live_worker(redis: aioredis.Redis, stage: str = "agg") -> None:
+    """A heartbeat as a worker of `stage` writes it: admission counts it as a live worker."""
+    heartbeat = Heartbeat(redis, Keys(), stage, interval_s=5)
+    heartbeat.consumer = f"{stage}.1"
+    await heartbeat.beat(0, 4)
+
+
+async def test_no_live_worker_is_503_at_once(client: httpx.AsyncClient, redis: aioredis.Redis) -> None:
+    started = time.monotonic()
+    response = await client.post("/v1/chat/completions", json=user("hi"))
+    error = assert_error(response, 503, "no worker is running for the agg stage")
+    assert error["code"] == "no_workers" and response.headers["retry-after"] == "1"
+    assert time.monotonic() - started < 1.0
+    assert await redis.xlen(Keys().stream("agg")) == 0  # nothing was accepted
+
+
+def agg_request() -> Request:
+    now = time.time()
+    sampling = SamplingParams(max_tokens=4, seed=1)
+    return Request(
+        id=uuid.uuid4().hex,
+        model="m",
+        prompt_ids=[1, 2],
+        sampling=sampling,
+        route=["agg"],
+        deadline=now + 60,
+        created=now,
+    )
+
+
+async def test_a_new_worker_is_seen_at_the_next_request(
+    client: httpx.AsyncClient, redis: aioredis.Redis
+) -> None:
+    assert (await client.post("/v1/chat/completions", json=user("hi"))).status_code == 503
+    await live_worker(redis)
+    gateway = client._transport.app.state.door.gateway  # type: ignore[attr-defined]
+    submission = await gateway.accept(agg_request())  # accepted: enqueued for the worker
+    assert await redis.xlen(Keys().stream("agg")) == 1
+    await submission.close()
+
+
+async def test_with_an_autoscaler_admission_waits_for_a_worker(redis: aioredis.Redis, redis_url: str) -> None:
+    app = make_app(redis_url, admission_timeout_s=0.8)
+    gateway = app.state.door.gateway
+    await gateway.start()
+    await redis.set(Keys().scaler("agg"), b"1", px=10_000)  # as ops.autoscale announces itself
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            started = time.monotonic()
+            response = await http.post("/v1/chat/completions", json=user("hi"))
+        error = assert_error(response, 503, "none started within 0.8 s")
+        assert error["code"] == "no_workers" and time.monotonic() - started >= 0.8
+        assert await redis.xlen(Keys().stream("agg")) == 0  # the job it enqueued was taken back
+
+        async def worker_starts() -> None:
+            await asyncio.sleep(0.3)
+            await live_worker(redis)
+
+        starting = asyncio.create_task(worker_starts())
+        submission = await gateway.accept(agg_request())  # waits, then is accepted
+        await starting
+        assert await redis.xlen(Keys().stream("agg")) == 1
+        await submission.close()
+    finally:
+        await gateway.close()
 
 
 async def test_backlog_limit_answers_429_with_retry_after(redis: aioredis.Redis, redis_url: str) -> None:
     app = make_app(redis_url, backlog=2)
     await app.state.door.gateway.start()
+    await live_worker(redis)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
             for _ in range(2):

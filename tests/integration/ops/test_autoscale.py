@@ -46,6 +46,8 @@ async def test_burst_grows_one_stage_then_drains_without_losing_jobs(redis, star
         return set(await live(redis, "encode")) == {"encode.1"} and set(await live(redis, "pd")) == {"pd.1"}
 
     await wait_for(started, within=60, what="one worker per stage")
+    # front doors learn that these stages get workers on demand (admission waits instead of refusing)
+    assert await redis.exists(KEYS.scaler("encode"), KEYS.scaler("pd")) == 2
     # encode.1 (2 slots) takes the first two `hold` jobs; the workers started for the burst take the
     # other two, and are still running them when the `flow` jobs are done and they are drained.
     held = [make_job("gate=hold", route=("encode",)) for _ in range(4)]
