@@ -11,9 +11,10 @@ PYTEST_ARGS ?=
 .PHONY: venv lint typecheck test unit integration e2e chaos test-sglang run bench-queue bench-engine bench-media bench-transfer bench-serve clean
 
 $(STAMP): pyproject.toml ops/constraints.txt
+	@echo "==> installing the project into $(VENV) (PyTorch, transformers, NIXL ...; the first install takes a few minutes)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q $(CONSTRAINTS) -e '.[test]'
+	$(PIP) install --progress-bar off --upgrade pip
+	$(PIP) install --progress-bar off $(CONSTRAINTS) -e '.[test]'
 	@touch $@
 
 venv: $(STAMP)

@@ -47,7 +47,8 @@ def main() -> None:
         proxy_headers=False,
         server_header=False,
         timeout_keep_alive=30,
-        timeout_graceful_shutdown=10,
+        # requests in flight get QUEUE_GRACE_S, then end with an error event (app/drain.py)
+        timeout_graceful_shutdown=int(from_env(RuntimeConfig).grace_s) + 5,
     )
 
 

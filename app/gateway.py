@@ -50,6 +50,7 @@ class Gateway:
         self.producer = Producer(self.redis, self.keys, config.backlog_limit)
         self.retry_after_s = retry_after_s
         self.admission_timeout_s = admission_timeout_s
+        self.open: set[TokenStream] = set()  # the token streams of requests in flight
         interval = min(config.heartbeat_s, 1.0)
         self.workers = WorkerWatch(self.redis, self.keys, stages or [], interval) if stages else None
 
@@ -143,9 +144,15 @@ class Gateway:
         where = self.keys.stream(job.stage)
         stream.location = ProgressEvent(stage=job.stage, stream=where, entry_id=entry_id)
         submission = Submission(self, stream)
+        self.open.add(stream)
         if missing:
             await self._await_workers(submission, missing)
         return submission
+
+    def interrupt_all(self, event: ErrorEvent) -> None:
+        """End every request in flight with `event` (the front door is stopping)."""
+        for stream in list(self.open):
+            stream.interrupt(event)
 
     async def ready(self, stages: list[str]) -> dict[str, object]:
         """Redis reachable, and every stage of the mode has at least one live worker."""
@@ -215,6 +222,7 @@ class Submission:
         if self._events is not None:
             await self._events.aclose()
         gateway = self._gateway
+        gateway.open.discard(self._stream)
         with contextlib.suppress(*_UNAVAILABLE, RedisError):
             await self._stream.close()
             if not self._finished:

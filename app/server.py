@@ -7,8 +7,10 @@ of the mode's route, and relays the events as SSE or one JSON body.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
+import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -27,6 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.access import CLIENT_LEFT, Outcome, finish
 from app.completions import Meta, collect, sse
 from app.convert import convert
+from app.drain import SHUTTING_DOWN, on_stop_signals
 from app.errors import APIError
 from app.gateway import Gateway
 from app.metrics import FrontDoorMetrics
@@ -43,6 +46,7 @@ from workers.engine.model_info import ModelInfo
 from workers.media.config import MediaConfig
 
 VERSION = "0.1.0"
+log = logging.getLogger(__name__)
 _decoder = msgspec.json.Decoder(ChatCompletionRequest)
 
 
@@ -64,6 +68,17 @@ class FrontDoor:
         self.created = int(time.time())
         self.max_prompt = settings.max_prompt_tokens or self.info.max_context
         self.model_id = settings.model_id
+        self.instance = settings.instance_id or uuid.uuid4().hex[:12]
+        self.drain_s = runtime.grace_s
+        self._drain: asyncio.TimerHandle | None = None
+
+    def drain(self) -> None:
+        """The process is stopping (app/drain.py): requests in flight get `drain_s` to end on their
+        own, then each still open ends with a `server_shutting_down` error."""
+        if self._drain is None:
+            log.info("stopping: %d requests in flight get %g s", len(self.gateway.open), self.drain_s)
+            loop = asyncio.get_running_loop()
+            self._drain = loop.call_later(self.drain_s, self.gateway.interrupt_all, SHUTTING_DOWN)
 
     # ---- routes ----------------------------------------------------------------------------
 
@@ -159,7 +174,7 @@ class FrontDoor:
         return Response(msgspec.json.encode(cards), media_type="application/json")
 
     async def health(self, http: HTTPRequest) -> Response:
-        return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "ok", "instance": self.instance})
 
     async def ready(self, http: HTTPRequest) -> Response:
         report = await self.gateway.ready(stages(self.settings.mode))
@@ -247,9 +262,11 @@ def create_app(settings: AppSettings, runtime: RuntimeConfig, media: MediaConfig
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await door.gateway.start()
+        restore = on_stop_signals(door.drain)
         try:
             yield
         finally:
+            restore()
             await door.gateway.close()
 
     routes = [

@@ -48,6 +48,7 @@ class AppSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_names(""
     request_timeout_s: float = 300.0  # deadline of every request, from acceptance
     retry_after_s: int = 1  # Retry-After of a 429 / 503
     admission_timeout_s: float = 30.0  # a stage without workers, started on demand by an autoscaler
+    instance_id: str = ""  # answered by /health (default: random per process); `make run` checks it
 
     @property
     def model_id(self) -> str:

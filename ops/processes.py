@@ -1,7 +1,8 @@
-"""Start a mode's processes under honcho, wait until the front door says ready, stop them all.
+"""Start a mode's processes (`python -m ops.procfile`), wait until the front door says ready, stop
+them all.
 
-Shared by `make run` (ops/run.py), the end-to-end tests and the serving benchmark, so all of them
-launch the system the same way. `launch()` also starts a private Redis.
+Shared by the end-to-end tests and the serving benchmark, so they launch the system the way `make
+run` (ops/run.py, the same runner in process) does. `launch()` also starts a private Redis.
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ class NotReady(RuntimeError):
 
 
 def start_mode(mode: str, env: Mapping[str, str], *, new_session: bool = False) -> subprocess.Popen[bytes]:
-    """`honcho start -f ops/Procfile.<mode>` with this interpreter's bin/ first on PATH."""
+    """`python -m ops.procfile -f ops/Procfile.<mode>` with this interpreter's bin/ first on PATH."""
     if mode not in MODES:
         raise ValueError(f"MODE={mode} is not one of {', '.join(MODES)}")
     path = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', os.environ.get('PATH', ''))}"
     full_env = {**os.environ, **env, "MODE": mode, "PATH": path, "PYTHONUNBUFFERED": "1"}
     procfile = ROOT / "ops" / f"Procfile.{mode}"
-    cmd = [sys.executable, "-m", "honcho", "-f", str(procfile), "-d", str(ROOT), "start"]
+    cmd = [sys.executable, "-m", "ops.procfile", "-f", str(procfile)]
     return subprocess.Popen(cmd, env=full_env, cwd=ROOT, start_new_session=new_session)
 
 
@@ -59,7 +60,7 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    """SIGINT (what Ctrl-C sends: honcho stops every process), then SIGKILL past the timeout."""
+    """SIGINT (what Ctrl-C sends: the runner drains every process), then SIGKILL past the timeout."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
         try:
@@ -87,7 +88,7 @@ class System:
 
 @contextlib.contextmanager
 def launch(mode: str, model_dir: Path, env: dict[str, str] | None = None) -> Iterator[System]:
-    """Start Redis and `ops/Procfile.<mode>` under honcho; stop everything at the end."""
+    """Start Redis and `ops/Procfile.<mode>`; stop everything at the end, Redis last."""
     with RedisServer() as redis:
         port = free_port()
         settings = {
@@ -104,4 +105,4 @@ def launch(mode: str, model_dir: Path, env: dict[str, str] | None = None) -> Ite
             wait_ready(url, proc, timeout=240)
             yield System(mode=mode, url=url, model_dir=model_dir, redis=redis, proc=proc)
         finally:
-            stop(proc, timeout=30)
+            stop(proc, timeout=60)

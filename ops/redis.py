@@ -11,6 +11,8 @@ on stop.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import os
 import re
 import shutil
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MIN_VERSION = (6, 2)
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def _version_of(binary: str) -> tuple[int, ...] | None:
@@ -73,6 +76,13 @@ def find_redis_server() -> tuple[str, tuple[int, ...]]:
     )
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux for a SIGTERM when the parent dies, so a private Redis never
+    outlives a `make run` that was killed outright (elsewhere: no effect)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -87,6 +97,7 @@ class RedisServer:
     binary: str = ""
     version: tuple[int, ...] = ()
     extra_args: list[str] = field(default_factory=list)
+    die_with_parent: bool = False  # Linux: SIGTERM it when the thread that started it dies
     process: subprocess.Popen[bytes] | None = None
     workdir: str = ""
 
@@ -112,7 +123,15 @@ class RedisServer:
             "--loglevel", "warning",
             *self.extra_args,
         ]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Its own session: a Ctrl-C in the terminal reaches only its owner, which stops it after
+        # everything that uses it (`make run`: after the workers have drained).
+        self.process = subprocess.Popen(
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if self.die_with_parent else None,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

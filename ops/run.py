@@ -1,10 +1,13 @@
 """`make run`: serve on the embedded defaults with one command.
 
 Builds the tiny model when MODEL is not given, starts a private Redis when REDIS_URL is not
-given, starts the processes of the mode's Procfile (MODE=agg|e-pd|e-p-d, default e-p-d) under
-honcho, waits until /ready answers, then prints `Ready: http://127.0.0.1:PORT` and a curl command
-that sends an image. Ctrl-C stops everything, Redis included. TRIPTYCH_CACHE moves the directory
-where the tiny model is built (default `.cache/`).
+given, starts the processes of the mode's Procfile (MODE=agg|e-pd|e-p-d, default e-p-d; with
+AUTOSCALE=1 the front door and `ops.autoscale`, which starts the workers) under `ops.procfile`,
+waits until its own front door answers /ready, then prints `Ready: http://127.0.0.1:PORT` and a
+curl command that sends an image. A port already in use stops it before anything starts.
+
+Ctrl-C stops the front door and the workers first (they drain: QUEUE_GRACE_S), then Redis.
+TRIPTYCH_CACHE moves the directory where the tiny model is built (default `.cache/`).
 """
 
 from __future__ import annotations
@@ -14,11 +17,21 @@ import io
 import json
 import os
 import shlex
+import socket
 import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
 from pathlib import Path
 
-from ops.processes import MODES, ROOT, NotReady, start_mode, stop, wait_ready
+from ops.processes import MODES, ROOT, NotReady
+from ops.procfile import Runner, StopSignals, parse
 from ops.redis import RedisServer
+
+RANDOM_WEIGHTS = """The model is a tiny Qwen2-VL with random weights, built to test the system: its answers
+are gibberish. To serve a real checkpoint: MODEL=/path/to/checkpoint make run (README: Configuration).
+"""
 
 
 def step(message: str) -> None:
@@ -63,42 +76,98 @@ def curl_example(url: str, model_id: str) -> str:
     return f"curl -s {url}/v1/chat/completions -H 'Content-Type: application/json' -d {shlex.quote(body)}"
 
 
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def wait_own_ready(url: str, runner: Runner, instance: str, timeout: float) -> None:
+    """Until our front door (it answers /health with our instance id) says ready; NotReady if a
+    process exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        child = runner.exited()
+        if child is not None:
+            raise NotReady(f"{child.name} exited (code {child.proc.returncode}) before the server was ready")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if json.load(response).get("instance") != instance:
+                    raise NotReady(f"another server answers at {url}")
+            with urllib.request.urlopen(f"{url}/ready", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except urllib.error.HTTPError as exc:
+            last = exc.read().decode(errors="replace")
+        except OSError as exc:
+            last = str(exc)
+        time.sleep(0.3)
+    raise NotReady(f"the server was not ready after {timeout:.0f}s: {last}")
+
+
 def main() -> None:
     mode = os.environ.get("MODE", "e-p-d")
     if mode not in MODES:
         fail(f"MODE={mode} is not one of {', '.join(MODES)}")
+    autoscale = os.environ.get("AUTOSCALE", "") not in ("", "0", "false")
+    host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "8000"))
-    model = os.environ.get("MODEL") or str(tiny_model())
+    if port_in_use(host, port):
+        fail(f"port {port} is already in use on {host}; free it or choose another: PORT={port + 1} make run")
+    own_model = not os.environ.get("MODEL")
+    model = str(tiny_model()) if own_model else os.environ["MODEL"]
     if not Path(model, "config.json").exists():
         fail(f"MODEL={model} is not a checkpoint directory (no config.json)")
     redis: RedisServer | None = None
     redis_url = os.environ.get("REDIS_URL")
     if not redis_url:
         step("starting a private redis-server")
-        redis = RedisServer().start()
+        redis = RedisServer(die_with_parent=True).start()
         redis_url = redis.url
         print(f"    redis-server {'.'.join(map(str, redis.version))} at {redis_url}", flush=True)
-    step(f"starting the {mode} processes (ops/Procfile.{mode})")
-    proc = start_mode(mode, {"MODEL": model, "REDIS_URL": redis_url, "PORT": str(port)})
-    url = f"http://127.0.0.1:{port}"
+    procfile = ROOT / "ops" / ("Procfile.autoscale" if autoscale else f"Procfile.{mode}")
+    instance = uuid.uuid4().hex[:12]
+    env = {
+        **os.environ,
+        "MODE": mode,
+        "MODEL": model,
+        "REDIS_URL": redis_url,
+        "INSTANCE_ID": instance,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if autoscale:  # worker metrics on 9500 + 100 i + n - 1 (i-th stage, n-th worker)
+        env.setdefault("AUTOSCALE_WORKER_METRICS_PORT", "9500")
+    signals = StopSignals()
+    step(f"starting the {'autoscaled ' if autoscale else ''}{mode} processes ({procfile.relative_to(ROOT)})")
+    runner = Runner(parse(procfile.read_text()), env, port, ROOT).start()
+    url = f"http://{host}:{port}"
+    code = 0
     try:
         step("waiting for every stage to be ready (models load)")
         try:
-            wait_ready(url, proc, float(os.environ.get("READY_TIMEOUT_S", "300")))
+            wait_own_ready(url, runner, instance, float(os.environ.get("READY_TIMEOUT_S", "300")))
         except NotReady as exc:
+            runner.stop("not ready")
             fail(f"{exc}; see the log above")
         model_id = os.environ.get("SERVED_MODEL_NAME") or Path(model).name
         print(f"\nReady: {url}\n", flush=True)
         print("Try it:\n" + curl_example(url, model_id) + "\n", flush=True)
-        print("Ctrl-C stops everything.", flush=True)
-        proc.wait()
-    except KeyboardInterrupt:
-        pass
+        if own_model:
+            print(RANDOM_WEIGHTS, flush=True)
+        print("Ctrl-C stops everything (the workers drain first, then Redis).", flush=True)
+        code = runner.run_until(signals.reason)
     finally:
-        stop(proc)
+        runner.stop("stopping")
         if redis is not None:
             redis.stop()
         step("stopped")
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -89,6 +89,10 @@ class TokenStream:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def interrupt(self, event: ErrorEvent) -> None:
+        """End the stream with `event` after the events already received (e.g. a front door stopping)."""
+        self._inbox.put_nowait(encode_event(event))
+
     async def close(self) -> None:
         await self._subscriber.unsubscribe(self._channel)
 

@@ -28,7 +28,8 @@ class Beat(msgspec.Struct, frozen=True):
 
 
 def explicit_name() -> str | None:
-    """The consumer name given by the environment: CONSUMER_NAME, else honcho's process name."""
+    """The consumer name given by the environment: CONSUMER_NAME (the Procfile runner sets it), else
+    honcho's process name."""
     return os.environ.get("CONSUMER_NAME") or os.environ.get("HONCHO_PROCESS_NAME") or None
 
 

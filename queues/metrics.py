@@ -1,6 +1,6 @@
 """Prometheus metrics of a worker process: jobs by outcome, handler time, queue wait, step timings.
 
-Every worker serves them on `WORKER_METRICS_PORT` (else on honcho's `PORT`); the front door has
+Every worker serves them on `WORKER_METRICS_PORT` (else on the Procfile runner's `PORT`); the front door has
 its own set (app/metrics.py).
 """
 
@@ -56,7 +56,7 @@ def observe_step(stage: str, step: str, seconds: float) -> None:
 
 
 def serve_metrics() -> int | None:
-    """Start the metrics HTTP server on WORKER_METRICS_PORT, else honcho's PORT; returns the port."""
+    """Start the metrics HTTP server on WORKER_METRICS_PORT, else the runner's PORT; returns the port."""
     port = os.environ.get("WORKER_METRICS_PORT") or os.environ.get("PORT")
     if not port:
         return None

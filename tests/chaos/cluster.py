@@ -1,4 +1,4 @@
-"""A whole system for fault tests, each process started on its own (not under honcho, which stops
+"""A whole system for fault tests, each process started on its own (not under a Procfile runner, which stops
 everything when one process dies) so a test can SIGKILL, SIGSTOP and restart any of them, and stop
 and restart Redis on the same port with no data."""
 

@@ -1,5 +1,5 @@
 """The whole system for end-to-end tests: a private Redis and the processes of a mode's Procfile,
-launched with honcho exactly as `make run` does, plus a local HTTP server for media URLs."""
+launched by the Procfile runner as `make run` launches it, plus a local HTTP server for media URLs."""
 
 from __future__ import annotations
 
