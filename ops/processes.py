@@ -8,6 +8,7 @@ run` (ops/run.py, the same runner in process) does. `launch()` also starts a pri
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,14 +41,20 @@ def start_mode(mode: str, env: Mapping[str, str], *, new_session: bool = False) 
     return subprocess.Popen(cmd, env=full_env, cwd=ROOT, start_new_session=new_session)
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    """Poll `url`/ready until it answers 200; raise NotReady if the processes exit or time runs out."""
+def wait_ready(url: str, exited: Callable[[], str], timeout: float, instance: str = "") -> None:
+    """Poll `url`/ready until it answers 200; raise NotReady if `exited()` names a process that exited,
+    time runs out, or (with `instance`) the server's /health names another instance."""
     deadline = time.monotonic() + timeout
     last = "no answer yet"
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise NotReady(f"the processes exited (code {proc.returncode}) before the server was ready")
+        gone = exited()
+        if gone:
+            raise NotReady(f"{gone} exited before the server was ready")
         try:
+            if instance:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if json.load(response).get("instance") != instance:
+                        raise NotReady(f"another server answers at {url}")
             with urllib.request.urlopen(f"{url}/ready", timeout=2) as response:
                 if response.status == 200:
                     return
@@ -102,7 +109,9 @@ def launch(mode: str, model_dir: Path, env: dict[str, str] | None = None) -> Ite
         proc = start_mode(mode, settings, new_session=True)
         try:
             url = f"http://127.0.0.1:{port}"
-            wait_ready(url, proc, timeout=240)
+            wait_ready(
+                url, lambda: "" if proc.poll() is None else f"the runner (code {proc.returncode})", 240
+            )
             yield System(mode=mode, url=url, model_dir=model_dir, redis=redis, proc=proc)
         finally:
             stop(proc, timeout=60)

@@ -124,6 +124,11 @@ class Runner:
         """A process that has exited, if any."""
         return next((child for child in self.children if child.proc.poll() is not None), None)
 
+    def exited_name(self) -> str:
+        """`name (code N)` of a process that has exited, else ""."""
+        child = self.exited()
+        return f"{child.name} (code {child.proc.returncode})" if child is not None else ""
+
     def run_until(self, stop_requested: Callable[[], str]) -> int:
         """Until a process exits or `stop_requested()` gives a reason; then stop every process.
         Returns the exit code of the process that ended the run (0 when asked to stop)."""

@@ -19,13 +19,10 @@ import os
 import shlex
 import socket
 import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 
-from ops.processes import MODES, ROOT, NotReady
+from ops.processes import MODES, ROOT, NotReady, wait_ready
 from ops.procfile import Runner, StopSignals, parse
 from ops.redis import RedisServer
 
@@ -86,30 +83,6 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def wait_own_ready(url: str, runner: Runner, instance: str, timeout: float) -> None:
-    """Until our front door (it answers /health with our instance id) says ready; NotReady if a
-    process exits or time runs out."""
-    deadline = time.monotonic() + timeout
-    last = "no answer yet"
-    while time.monotonic() < deadline:
-        child = runner.exited()
-        if child is not None:
-            raise NotReady(f"{child.name} exited (code {child.proc.returncode}) before the server was ready")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if json.load(response).get("instance") != instance:
-                    raise NotReady(f"another server answers at {url}")
-            with urllib.request.urlopen(f"{url}/ready", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except urllib.error.HTTPError as exc:
-            last = exc.read().decode(errors="replace")
-        except OSError as exc:
-            last = str(exc)
-        time.sleep(0.3)
-    raise NotReady(f"the server was not ready after {timeout:.0f}s: {last}")
-
-
 def main() -> None:
     mode = os.environ.get("MODE", "e-p-d")
     if mode not in MODES:
@@ -151,7 +124,8 @@ def main() -> None:
     try:
         step("waiting for every stage to be ready (models load)")
         try:
-            wait_own_ready(url, runner, instance, float(os.environ.get("READY_TIMEOUT_S", "300")))
+            timeout = float(os.environ.get("READY_TIMEOUT_S", "300"))
+            wait_ready(url, runner.exited_name, timeout, instance=instance)
         except NotReady as exc:
             runner.stop("not ready")
             fail(f"{exc}; see the log above")
