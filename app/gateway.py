@@ -58,7 +58,7 @@ class Gateway:
         await check_server(self.redis)
         await self.subscriber.start()
         if self.workers is not None:
-            self.workers.start()
+            await self.workers.start()
 
     async def close(self) -> None:
         if self.workers is not None:

@@ -51,10 +51,13 @@ class WorkerWatch:
         self._interval_s = interval_s
         self._view: Capacity | None = None
         self._task: asyncio.Task[None] | None = None
+        self._reading: asyncio.Future[Capacity] | None = None
         self._closing = asyncio.Event()
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Read the view once (so requests never find none), then keep it fresh in the background."""
         self._closing = asyncio.Event()
+        await self.refresh()
         self._task = asyncio.create_task(self._run(), name="worker-watch")
 
     async def close(self) -> None:
@@ -79,7 +82,11 @@ class WorkerWatch:
         return view.missing(stages), view
 
     async def refresh(self) -> Capacity:
-        self._view = await read_capacity(self._client, self._keys, self._stages)
+        """A fresh view; callers arriving while a read is under way share it (a burst of refused
+        requests makes one read, not one each)."""
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.ensure_future(read_capacity(self._client, self._keys, self._stages))
+        self._view = await asyncio.shield(self._reading)
         return self._view
 
     async def _run(self) -> None:

@@ -12,6 +12,7 @@ is lost and the client gets an error instead of waiting forever.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import AsyncGenerator
@@ -27,6 +28,7 @@ from queues.pubsub import Subscriber
 from queues.scripts import Connection, publish_script
 
 Output = TokenEvent | ErrorEvent
+log = logging.getLogger(__name__)
 
 
 class TokenPublisher:
@@ -81,10 +83,13 @@ class TokenStream:
 
     async def open_with(self, *command: Any) -> Any:
         """Subscribe and, on the same connection right after, run `command` (e.g. the enqueue of the
-        job whose events come here); returns its reply. Use instead of `async with`, then `close()`."""
-        reply = self._subscriber.subscribe_then(self._channel, self._inbox.put_nowait, *command)
-        async with asyncio.timeout(self._subscriber.timeout_s):
-            return await reply
+        job whose events come here); returns its reply. Use instead of `async with`, then `close()`.
+
+        No clock of its own: a connection whose replies stop for the Redis timeout is broken by its
+        watchdog, which fails this call. A per-call timeout also fired when the reply had come but
+        this process was too busy to read it in time (a burst on a loaded machine): a 503 for a job
+        that was in fact enqueued."""
+        return await self._subscriber.subscribe_then(self._channel, self._inbox.put_nowait, *command)
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
@@ -153,14 +158,17 @@ class TokenStream:
                 ready = early.pop(start) if start is not None else None
 
     async def _job_alive(self) -> bool:
-        """The job's current stream entry still exists: it is queued, running, or pending reclaim."""
+        """The job's current stream entry still exists: it is queued, running, or pending reclaim.
+        A probe that fails says nothing: a loaded machine times it out, and a Redis that is really
+        gone ends the request at its deadline, or as lost once Redis answers again without the entry."""
         if self.location is None:
             return False
         try:
             where = self.location
             entries = await self._client.xrange(where.stream, where.entry_id, where.entry_id)
-        except RedisError:
-            return False
+        except (RedisError, OSError) as exc:
+            log.info("request %s: probe of its job failed (%s); still waiting", self.request_id, exc)
+            return True
         return bool(entries)
 
 

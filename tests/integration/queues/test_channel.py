@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import redis.asyncio as aioredis
 
@@ -133,4 +134,32 @@ async def test_subscriber_resubscribes_after_redis_restarts() -> None:
         await subscriber.close()
         await client.aclose()
     finally:
+        server.stop()
+
+
+async def test_a_probe_that_fails_is_not_a_lost_job() -> None:
+    """On a loaded machine the probe of a silent channel can time out: only a probe that finds the
+    entry gone means the job is lost (a loaded `make chaos` turned 49 slow jobs into stream_lost)."""
+    server = RedisServer().start()
+    keys = Keys()
+    client = aioredis.Redis.from_url(server.url, socket_timeout=0.2)
+    subscriber = Subscriber(aioredis.Redis.from_url(server.url))
+    await subscriber.start()
+    try:
+        added = await client.xadd(keys.stream("a"), {"x": "1"})
+        entry_id = added.decode() if isinstance(added, bytes) else added
+        async with TokenStream(subscriber, client, keys, "r8", silence_s=0.2, gap_s=1) as stream:
+            stream.location = ProgressEvent(stage="a", stream=keys.stream("a"), entry_id=entry_id)
+            reader = asyncio.create_task(read_all(stream))
+            assert server.process is not None
+            server.process.send_signal(signal.SIGSTOP)  # every probe meanwhile times out
+            await asyncio.sleep(1.0)
+            server.process.send_signal(signal.SIGCONT)
+            assert not reader.done()
+            await TokenPublisher(client, keys).publish("r8", token(0, final=True))
+            events = await reader
+        assert [e.seq for e in events if isinstance(e, TokenEvent)] == [0]
+    finally:
+        await subscriber.close()
+        await client.aclose()
         server.stop()
