@@ -12,7 +12,6 @@ import logging
 from dataclasses import dataclass, field
 
 from app.metrics import FrontDoorMetrics
-from queues.logs import request_id
 from queues.metrics import child
 
 log = logging.getLogger("triptych.access")
@@ -57,4 +56,4 @@ def finish(metrics: FrontDoorMetrics, mode: str, outcome: Outcome, total_s: floa
     fields["total_s"] = round(total_s, 4)
     fields.update({name: round(seconds, 4) for name, seconds in outcome.timings.items()})
     text = " ".join(f"{name}={value}" for name, value in fields.items())
-    log.info("chat %s %s", request_id.get() or "-", text, extra={"fields": fields})
+    log.info("chat %s", text, extra={"fields": fields})  # the request id: the log filter adds it

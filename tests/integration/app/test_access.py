@@ -88,7 +88,7 @@ async def test_a_streamed_answer_logs_its_tokens_and_timings(
     response = await client.post("/v1/chat/completions", json=chat("hi", stream=True, ignore_eos=True))
     assert response.status_code == 200 and "[DONE]" in response.text
     [line] = access_lines(caplog)
-    assert line["message"].startswith("chat chatcmpl-")
+    assert line["message"].startswith("chat route=/v1/chat/completions mode=agg stream=True status=200")
     assert line["status"] == 200 and line["stream"] is True and line["mode"] == "agg"
     assert (line["finish_reason"], line["completion_tokens"]) == ("length", 4)
     assert line["prompt_tokens"] > 0 and 0 < line["ttft_s"] <= line["total_s"]
