@@ -3,10 +3,11 @@
     python -m ops.procfile [-f ops/Procfile.agg] [--port 8000]
 
 Each line `name: command` starts once, through `sh -c`, in its own session (a Ctrl-C in the terminal
-reaches this runner only), with `PORT` = base + 100 x its line index (the front door comes first and
-takes the base port; a worker serves its metrics on its own) and `CONSUMER_NAME` = `<name>.1` unless
-the environment sets one. Output lines are prefixed with the process name. When one process exits,
-or on SIGINT / SIGTERM, every process gets SIGTERM at once and `QUEUE_GRACE_S` + 10 s to finish:
+reaches this runner only), with this interpreter's directory first on PATH, `PORT` = base + 100 x
+its line index (the front door comes first and takes the base port; a worker serves its metrics on
+its own) and `CONSUMER_NAME` = `<name>.1` unless the environment sets one. Output lines are
+prefixed with the process name. When one process exits, or on SIGINT / SIGTERM, every process gets
+SIGTERM at once and `QUEUE_GRACE_S` + 10 s to finish:
 workers finish or hand back their jobs, the front door ends its open streams with an error event;
 whatever is still running then is killed. Honcho runs the same Procfiles but kills everything 5 s
 after the first process exits, which cuts a drain short.
@@ -76,8 +77,10 @@ class Runner:
         self._stopping = False
 
     def start(self) -> Runner:
+        # `python` in a Procfile is this interpreter (the virtualenv's), however the runner was started
+        path = f"{Path(sys.executable).parent}{os.pathsep}{self.env.get('PATH', '')}"
         for index, (name, command) in enumerate(self.entries):
-            env = {**self.env, "PORT": str(self.base_port + 100 * index)}
+            env = {**self.env, "PATH": path, "PORT": str(self.base_port + 100 * index)}
             env.setdefault("CONSUMER_NAME", f"{name}.1")
             proc = subprocess.Popen(
                 ["sh", "-c", f"exec {command}"],
