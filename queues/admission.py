@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from queues.keys import Keys
+from queues.stopping import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +68,7 @@ class WorkerWatch:
             return
         self._closing.set()
         await asyncio.wait([self._task], timeout=5.0)
-        if not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def missing(self, stages: list[str]) -> tuple[list[str], Capacity]:
         """The stages of `stages` with no live worker (re-read from Redis before saying any), and

@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from queues.stopping import cancel_and_wait
 from queues.wire import Wire
 
 log = logging.getLogger(__name__)
@@ -54,9 +55,7 @@ class Subscriber:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
         if self._wire is not None:
             self._wire.close()
         self._connected.clear()

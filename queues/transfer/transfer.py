@@ -27,6 +27,7 @@ import torch
 from redis.exceptions import RedisError
 
 from queues.keys import Keys
+from queues.stopping import cancel_and_wait
 from queues.transfer import blob, layout, record, shm
 from queues.transfer.arena import Arena
 from queues.transfer.config import TransferConfig, Transport
@@ -169,9 +170,7 @@ class TensorTransfer:
         while self._fetching and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
         if owner is not None:
             owner.clear()
         with contextlib.suppress(RedisError, OSError):

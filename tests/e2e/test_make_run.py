@@ -37,13 +37,15 @@ def read_stream(url: str, frames: list[str]) -> None:
 
 
 def exit_times(processes: list[psutil.Process], within: float) -> dict[int, float]:
-    """When each process ended (monotonic seconds), polled every 20 ms."""
+    """When each process was first seen gone (monotonic seconds), polled every 20 ms; processes seen
+    gone in the same poll share its time, so their order within it is not made up."""
     ended: dict[int, float] = {}
     deadline = time.monotonic() + within
     while len(ended) < len(processes) and time.monotonic() < deadline:
+        now = time.monotonic()
         for process in processes:
             if process.pid not in ended and not process.is_running():
-                ended[process.pid] = time.monotonic()
+                ended[process.pid] = now
         time.sleep(0.02)
     assert len(ended) == len(processes), [p.cmdline() for p in processes if p.pid not in ended]
     return ended
