@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import dataclasses
 import json
 import os
 import statistics
@@ -60,7 +59,7 @@ async def serve(redis_url: str, prefix: str, device: str, max_bytes: int) -> Non
     answers = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
     redis = aioredis.Redis.from_url(redis_url)
-    base = dataclasses.replace(
+    base = msgspec.structs.replace(
         TransferConfig.from_env(), device=device, held_max_bytes=2 * max_bytes + MiB, pool_bytes=16 * MiB
     )
     owners: dict[str, TensorTransfer] = {}
@@ -72,7 +71,7 @@ async def serve(redis_url: str, prefix: str, device: str, max_bytes: int) -> Non
             transport: Transport = request["transport"]
             kind: Transport = "shm" if transport == "shm" else "nixl"
             if kind not in owners:
-                config = dataclasses.replace(base, transport=kind)
+                config = msgspec.structs.replace(base, transport=kind)
                 owners[kind] = await TensorTransfer.start(redis, Keys(prefix), f"bench-owner-{kind}", config)
             payload = source[: request["nbytes"]]
             started = time.perf_counter()
@@ -181,7 +180,7 @@ async def run(args: argparse.Namespace) -> int:
         stack.push_async_callback(redis.aclose)
         owner = OwnerProcess(redis_url, prefix, device, max(sizes))
         stack.callback(owner.stop)
-        reader_config = dataclasses.replace(
+        reader_config = msgspec.structs.replace(
             TransferConfig.from_env(), device=device, pool_bytes=max(sizes) + 16 * MiB, read_timeout_s=120
         )
         reader = await TensorTransfer.start(redis, Keys(prefix), "bench-reader", reader_config)

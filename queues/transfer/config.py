@@ -28,36 +28,26 @@
 |                                   |            | holds transfers                                         |
 | `TRANSFER_SHM_DIR`                | `/dev/shm` | directory of shared-memory send buffers                 |
 
-Sizes accept a byte count or a binary suffix: `K`/`KiB`, `M`/`MiB`, `G`/`GiB`. Shared memory only
+Sizes take a unit: `64KiB`, `1G` (x1024), `1GB` (x1000); see queues/config.py. Shared memory only
 reaches readers on the same host: a multi-host deployment without NIXL sets
 `TRANSFER_TRANSPORT=redis`.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
 from typing import Literal, get_args
+
+import msgspec
+
+from queues.config import env_names, from_env
 
 Transport = Literal["nixl", "shm", "inline", "redis"]
 TransportChoice = Literal["auto", "nixl", "shm", "inline", "redis"]
 
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
 
-
-def parse_size(text: str) -> int:
-    """`"65536"`, `"64KiB"`, `"64k"`, `"1GiB"` -> bytes (binary units)."""
-    match = _SIZE.match(text)
-    if match is None:
-        raise ValueError(f"not a size: {text!r} (expected e.g. 65536, 64KiB, 1GiB)")
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
-
-
-@dataclass(frozen=True)
-class TransferConfig:
+class TransferConfig(msgspec.Struct, frozen=True, kw_only=True, rename=env_names("TRANSFER_")):
     """Settings of one process's TensorTransfer. See the module docstring for the variables."""
 
     transport: TransportChoice = "auto"
@@ -70,7 +60,7 @@ class TransferConfig:
     device: str = "auto"
     nixl_backends: tuple[str, ...] = ("UCX",)
     nixl_threads: int = 2
-    nixl_progress_delay_us: int | None = None  # None: auto
+    nixl_progress_delay_us: int | Literal["auto"] = "auto"
     meta_ttl_s: float = 30.0
     poll_s: float = 0.002
     shm_dir: str = "/dev/shm"
@@ -80,7 +70,7 @@ class TransferConfig:
             raise ValueError(f"transport must be one of {get_args(TransportChoice)}, not {self.transport!r}")
         if self.inline_max_bytes < 0:
             raise ValueError("inline_max_bytes must be >= 0")
-        if self.nixl_progress_delay_us is not None and self.nixl_progress_delay_us < 0:
+        if self.nixl_progress_delay_us != "auto" and self.nixl_progress_delay_us < 0:
             raise ValueError("nixl_progress_delay_us must be >= 0 (or auto)")
         for name in ("held_max_bytes", "pool_bytes"):
             if getattr(self, name) < 4096:
@@ -97,36 +87,11 @@ class TransferConfig:
             raise ValueError("nixl_backends must name at least one backend")
 
     def progress_delay_us(self, device_type: str) -> int:
-        if self.nixl_progress_delay_us is not None:
+        if self.nixl_progress_delay_us != "auto":
             return self.nixl_progress_delay_us
         return 1000 if device_type == "cpu" else 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> TransferConfig:
         """Read `TRANSFER_<FIELD>` for every field; unset variables keep their defaults."""
-        env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for field in fields(cls):
-            raw = env.get(f"TRANSFER_{field.name.upper()}")
-            if raw is None or raw.strip() == "":
-                continue
-            raw = raw.strip()
-            default = field.default
-            try:
-                if field.name == "nixl_progress_delay_us":
-                    values[field.name] = None if raw.lower() == "auto" else int(raw)
-                elif isinstance(default, tuple):
-                    values[field.name] = tuple(part.strip() for part in raw.split(",") if part.strip())
-                elif isinstance(default, int) and field.name.endswith("_bytes"):
-                    values[field.name] = parse_size(raw)
-                elif isinstance(default, int):
-                    values[field.name] = int(raw)
-                elif isinstance(default, float):
-                    values[field.name] = float(raw)
-                elif field.name in ("transport", "device"):
-                    values[field.name] = raw.lower()
-                else:
-                    values[field.name] = raw
-            except ValueError as exc:
-                raise ValueError(f"TRANSFER_{field.name.upper()}={raw!r}: {exc}") from exc
-        return cls(**values)  # type: ignore[arg-type]
+        return from_env(cls, environ)

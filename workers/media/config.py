@@ -33,59 +33,32 @@
 | `MEDIA_HTTP_MAX_CONNECTIONS` | `64` | connection pool size of the shared HTTP client |
 | `MEDIA_USER_AGENT` | `triptych-media/0.1` | User-Agent of media downloads |
 
-Byte sizes accept a plain integer or a suffix: `K`, `M`, `G` (powers of 1000) or `KiB`, `MiB`, `GiB`.
+Byte sizes take a unit: `20MiB`, `64K` (x1024), `64KB` (x1000); see queues/config.py.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Mapping
 from typing import Any
 
+import msgspec
+
+from queues.config import env_names, from_env
 from workers.media.ssrf import HostPolicy
 from workers.media.types import Modality
 
 MiB = 1024 * 1024
 _REMOTE_SCHEMES = frozenset({"http", "https", "data"})
-_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
-_SIZE_FACTORS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "ki": 2**10, "mi": 2**20, "gi": 2**30}
 
 
-def parse_size(text: str) -> int:
-    """Parse a byte size such as `1048576`, `20MiB`, `5M` or `64kib`."""
-    match = _SIZE.match(text)
-    if match is None:
-        raise ValueError(f"not a byte size: {text!r}")
-    unit = (match.group(2) or "").lower().removesuffix("b")
-    return int(match.group(1)) * _SIZE_FACTORS[unit]
-
-
-def _parse_list(text: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in text.split(",") if item.strip())
-
-
-def _parse_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"not a finite number: {text!r}")
-    return value
-
-
-def _env(name: str, parse: Callable[[str], Any]) -> dict[str, Any]:
-    return {"env": name, "parse": parse}
-
-
-@dataclass(frozen=True)
-class ModalityLimits:
+class ModalityLimits(msgspec.Struct, frozen=True, kw_only=True, rename=env_names("")):
     """Download limits of one modality; the env names are `MEDIA_<MODALITY>_<FIELD>`."""
 
-    max_bytes: int = field(metadata=_env("MAX_BYTES", parse_size))
-    connect_timeout_s: float = field(metadata=_env("CONNECT_TIMEOUT_S", _parse_float))
-    read_timeout_s: float = field(metadata=_env("READ_TIMEOUT_S", _parse_float))
-    total_timeout_s: float = field(metadata=_env("TOTAL_TIMEOUT_S", _parse_float))
+    max_bytes: int
+    connect_timeout_s: float
+    read_timeout_s: float
+    total_timeout_s: float
 
     def __post_init__(self) -> None:
         if self.max_bytes <= 0:
@@ -94,45 +67,36 @@ class ModalityLimits:
             raise ValueError("timeouts must be positive")
 
 
-@dataclass(frozen=True)
-class MediaConfig:
+class MediaConfig(msgspec.Struct, frozen=True, kw_only=True, rename=env_names("MEDIA_")):
     """Media ingestion settings; see the module docstring for the environment variables."""
 
-    schemes: tuple[str, ...] = field(
-        default=("http", "https", "data"), metadata=_env("MEDIA_SCHEMES", _parse_list)
+    schemes: tuple[str, ...] = ("http", "https", "data")
+    file_roots: tuple[str, ...] = ()
+    allow_hosts: tuple[str, ...] = ()
+    max_redirects: int = 5
+    max_url_length: int = 8192
+    image: ModalityLimits = ModalityLimits(
+        max_bytes=20 * MiB, connect_timeout_s=5.0, read_timeout_s=10.0, total_timeout_s=30.0
     )
-    file_roots: tuple[str, ...] = field(default=(), metadata=_env("MEDIA_FILE_ROOTS", _parse_list))
-    allow_hosts: tuple[str, ...] = field(default=(), metadata=_env("MEDIA_ALLOW_HOSTS", _parse_list))
-    max_redirects: int = field(default=5, metadata=_env("MEDIA_MAX_REDIRECTS", int))
-    max_url_length: int = field(default=8192, metadata=_env("MEDIA_MAX_URL_LENGTH", int))
-    image: ModalityLimits = field(
-        default=ModalityLimits(20 * MiB, 5.0, 10.0, 30.0), metadata={"env_prefix": "MEDIA_IMAGE_"}
+    video: ModalityLimits = ModalityLimits(
+        max_bytes=128 * MiB, connect_timeout_s=5.0, read_timeout_s=60.0, total_timeout_s=120.0
     )
-    video: ModalityLimits = field(
-        default=ModalityLimits(128 * MiB, 5.0, 60.0, 120.0), metadata={"env_prefix": "MEDIA_VIDEO_"}
+    audio: ModalityLimits = ModalityLimits(
+        max_bytes=64 * MiB, connect_timeout_s=5.0, read_timeout_s=30.0, total_timeout_s=60.0
     )
-    audio: ModalityLimits = field(
-        default=ModalityLimits(64 * MiB, 5.0, 30.0, 60.0), metadata={"env_prefix": "MEDIA_AUDIO_"}
-    )
-    max_pixels: int = field(default=50_000_000, metadata=_env("MEDIA_MAX_PIXELS", int))
-    video_fps: float = field(default=2.0, metadata=_env("MEDIA_VIDEO_FPS", _parse_float))
-    video_max_frames: int = field(default=256, metadata=_env("MEDIA_VIDEO_MAX_FRAMES", int))
-    video_max_duration_s: float = field(
-        default=600.0, metadata=_env("MEDIA_VIDEO_MAX_DURATION_S", _parse_float)
-    )
-    video_max_frame_pixels: int = field(
-        default=1280 * 720, metadata=_env("MEDIA_VIDEO_MAX_FRAME_PIXELS", int)
-    )
-    audio_max_duration_s: float = field(
-        default=600.0, metadata=_env("MEDIA_AUDIO_MAX_DURATION_S", _parse_float)
-    )
-    cache_bytes: int = field(default=256 * MiB, metadata=_env("MEDIA_CACHE_BYTES", parse_size))
-    url_cache_ttl_s: float = field(default=60.0, metadata=_env("MEDIA_URL_CACHE_TTL_S", _parse_float))
-    url_cache_entries: int = field(default=10_000, metadata=_env("MEDIA_URL_CACHE_ENTRIES", int))
-    encoder_cache_bytes: int = field(default=0, metadata=_env("MEDIA_ENCODER_CACHE_BYTES", parse_size))
-    decode_threads: int = field(default=0, metadata=_env("MEDIA_DECODE_THREADS", int))
-    http_max_connections: int = field(default=64, metadata=_env("MEDIA_HTTP_MAX_CONNECTIONS", int))
-    user_agent: str = field(default="triptych-media/0.1", metadata=_env("MEDIA_USER_AGENT", str))
+    max_pixels: int = 50_000_000
+    video_fps: float = 2.0
+    video_max_frames: int = 256
+    video_max_duration_s: float = 600.0
+    video_max_frame_pixels: int = 1280 * 720
+    audio_max_duration_s: float = 600.0
+    cache_bytes: int = 256 * MiB
+    url_cache_ttl_s: float = 60.0
+    url_cache_entries: int = 10_000
+    encoder_cache_bytes: int = 0
+    decode_threads: int = 0
+    http_max_connections: int = 64
+    user_agent: str = "triptych-media/0.1"
 
     def __post_init__(self) -> None:
         unknown = set(self.schemes) - _REMOTE_SCHEMES
@@ -179,42 +143,4 @@ class MediaConfig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> MediaConfig:
         """Build a config from `MEDIA_*` variables (unset ones keep their defaults), then apply overrides."""
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            if "env_prefix" in f.metadata:
-                nested: dict[str, Any] = {}
-                for g in fields(ModalityLimits):
-                    _read(
-                        env, f.metadata["env_prefix"] + g.metadata["env"], g.metadata["parse"], g.name, nested
-                    )
-                if nested:
-                    values[f.name] = replace(f.default, **nested)  # type: ignore[type-var]
-            else:
-                _read(env, f.metadata["env"], f.metadata["parse"], f.name, values)
-        values.update(overrides)
-        return cls(**values)
-
-    @classmethod
-    def env_names(cls) -> list[str]:
-        """Every environment variable `from_env` reads."""
-        names: list[str] = []
-        for f in fields(cls):
-            if "env_prefix" in f.metadata:
-                names += [f.metadata["env_prefix"] + g.metadata["env"] for g in fields(ModalityLimits)]
-            else:
-                names.append(f.metadata["env"])
-        return names
-
-
-def _read(
-    env: Mapping[str, str], name: str, parse: Callable[[str], Any], key: str, into: dict[str, Any]
-) -> None:
-    raw = env.get(name)
-    # An empty list variable clears the list; an empty scalar variable means "keep the default".
-    if raw is None or (raw.strip() == "" and parse is not _parse_list):
-        return
-    try:
-        into[key] = parse(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name}={raw!r}: {exc}") from None
+        return from_env(cls, environ, **overrides)

@@ -7,7 +7,6 @@ test_transfer_processes.py cover what needs separate processes.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 from collections.abc import AsyncIterator
 
@@ -268,7 +267,7 @@ async def test_a_read_given_up_in_flight_returns_its_buffer(client: aioredis.Red
 async def test_without_nixl_auto_falls_back_to_shared_memory(
     client: aioredis.Redis, keys: Keys, reader: TensorTransfer
 ) -> None:
-    config = dataclasses.replace(SMALL, nixl_backends=("NO_SUCH_BACKEND",))
+    config = msgspec.structs.replace(SMALL, nixl_backends=("NO_SUCH_BACKEND",))
     fallback = await TensorTransfer.start(client, keys, f"no-nixl-{next(_names)}", config)
     try:
         assert fallback.publishable == {"shm", "inline", "redis"} and fallback.registered_count == 0

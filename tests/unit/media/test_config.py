@@ -6,8 +6,9 @@ import pickle
 
 import pytest
 
+from queues.config import describe
 from workers.media import config as config_module
-from workers.media.config import MediaConfig, ModalityLimits, parse_size
+from workers.media.config import MediaConfig, ModalityLimits
 from workers.media.errors import MediaError
 
 
@@ -75,17 +76,44 @@ def test_error_message_names_the_variable() -> None:
         MediaConfig.from_env({"MEDIA_IMAGE_MAX_BYTES": "lots"})
 
 
-@pytest.mark.parametrize(
-    ("text", "size"),
-    [("1024", 1024), ("20MiB", 20 << 20), ("5M", 5_000_000), ("64kib", 65536), ("1G", 10**9), ("7 b", 7)],
-)
-def test_parse_size(text: str, size: int) -> None:
-    assert parse_size(text) == size
+def test_nested_limits_of_each_modality_from_env() -> None:
+    env = {
+        "MEDIA_IMAGE_MAX_BYTES": "64K",
+        "MEDIA_IMAGE_CONNECT_TIMEOUT_S": "1",
+        "MEDIA_VIDEO_MAX_BYTES": "1GB",
+        "MEDIA_VIDEO_READ_TIMEOUT_S": "",  # empty: the default
+        "MEDIA_AUDIO_TOTAL_TIMEOUT_S": "7.5",
+    }
+    config = MediaConfig.from_env(env)
+    assert config.image == ModalityLimits(
+        max_bytes=65536, connect_timeout_s=1.0, read_timeout_s=10.0, total_timeout_s=30.0
+    )
+    assert config.limits("video") == ModalityLimits(
+        max_bytes=10**9, connect_timeout_s=5.0, read_timeout_s=60.0, total_timeout_s=120.0
+    )
+    assert config.limits("audio").total_timeout_s == 7.5
+    assert config.limits("audio").max_bytes == 64 * 1024 * 1024
+
+
+def test_sizes_use_the_one_unit_convention() -> None:
+    """`K`/`M`/`G` are powers of 1024 (they were 1000 for MEDIA_* before), `KB`/`MB`/`GB` of 1000."""
+    config = MediaConfig.from_env({"MEDIA_CACHE_BYTES": "5M", "MEDIA_ENCODER_CACHE_BYTES": "5MB"})
+    assert (config.cache_bytes, config.encoder_cache_bytes) == (5 << 20, 5_000_000)
+
+
+def test_a_nested_limit_that_fails_validation_names_its_group() -> None:
+    with pytest.raises(ValueError, match=r"MEDIA_VIDEO_\*: timeouts must be positive"):
+        MediaConfig.from_env({"MEDIA_VIDEO_READ_TIMEOUT_S": "0"})
+
+
+def test_an_override_of_a_whole_modality_wins() -> None:
+    fast = ModalityLimits(max_bytes=100, connect_timeout_s=1.0, read_timeout_s=1.0, total_timeout_s=1.0)
+    assert MediaConfig.from_env({"MEDIA_IMAGE_MAX_BYTES": "5"}, image=fast).image == fast
 
 
 def test_docstring_table_lists_every_variable() -> None:
     doc = config_module.__doc__ or ""
-    names = MediaConfig.env_names()
+    names = [name for name, _default in describe(MediaConfig)]
     assert len(names) == len(set(names)) == 30
     for name in names:
         assert f"| `{name}` |" in doc, name
@@ -93,7 +121,7 @@ def test_docstring_table_lists_every_variable() -> None:
 
 def test_modality_limits_validation() -> None:
     with pytest.raises(ValueError):
-        ModalityLimits(0, 1.0, 1.0, 1.0)
+        ModalityLimits(max_bytes=0, connect_timeout_s=1.0, read_timeout_s=1.0, total_timeout_s=1.0)
 
 
 def test_media_error_carries_status_and_survives_pickle() -> None:

@@ -6,6 +6,7 @@ import base64
 import os
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from queues.messages import MediaRef
@@ -119,7 +120,8 @@ def test_file_refusals(media_root: Path, relative: str, expected: tuple[int, str
 
 
 def test_file_size_cap_and_host(media_root: Path) -> None:
-    config = MediaConfig(file_roots=(str(media_root),), image=MediaConfig().image.__class__(10, 1, 1, 1))
+    tiny = msgspec.structs.replace(MediaConfig().image, max_bytes=10)
+    config = MediaConfig(file_roots=(str(media_root),), image=tiny)
     assert refused(ref((media_root / "sub" / "a.png").as_uri()), config) == (413, "media_too_large")
     assert (
         refused(

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from queues.transfer.config import TransferConfig, parse_size
+from queues.transfer.config import TransferConfig
 
 
 def test_defaults_without_environment() -> None:
     assert TransferConfig.from_env({}) == TransferConfig()
 
 
-def test_progress_delay_is_automatic_per_device_unless_set() -> None:
-    auto = TransferConfig.from_env({"TRANSFER_NIXL_PROGRESS_DELAY_US": "auto"})
+@pytest.mark.parametrize("text", ["auto", "AUTO", " auto "])
+def test_progress_delay_is_automatic_per_device_unless_set(text: str) -> None:
+    auto = TransferConfig.from_env({"TRANSFER_NIXL_PROGRESS_DELAY_US": text})
+    assert auto.nixl_progress_delay_us == "auto"
     assert (auto.progress_delay_us("cpu"), auto.progress_delay_us("cuda")) == (1000, 0)
+    assert TransferConfig.from_env({}).progress_delay_us("cpu") == 1000
     assert TransferConfig(nixl_progress_delay_us=50).progress_delay_us("cuda") == 50
+    set_ = TransferConfig.from_env({"TRANSFER_NIXL_PROGRESS_DELAY_US": "250"})
+    assert set_.progress_delay_us("cpu") == set_.progress_delay_us("cuda") == 250
 
 
 def test_every_variable_is_read() -> None:
@@ -52,12 +57,19 @@ def test_every_variable_is_read() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("text", "size"),
-    [("65536", 65536), ("64KiB", 65536), ("64k", 65536), ("1.5 MiB", 3 << 19), ("1GB", 1 << 30), ("7b", 7)],
-)
-def test_sizes(text: str, size: int) -> None:
-    assert parse_size(text) == size
+def test_sizes_use_the_one_unit_convention() -> None:
+    env = {
+        "TRANSFER_INLINE_MAX_BYTES": "64K",
+        "TRANSFER_HELD_MAX_BYTES": "1GB",
+        "TRANSFER_POOL_BYTES": "1.5 MiB",
+    }
+    config = TransferConfig.from_env(env)
+    assert (config.inline_max_bytes, config.held_max_bytes, config.pool_bytes) == (65536, 10**9, 3 << 19)
+
+
+def test_empty_variables_keep_the_defaults() -> None:
+    env = {"TRANSFER_TTL_S": "", "TRANSFER_DEVICE": " ", "TRANSFER_INLINE_MAX_BYTES": ""}
+    assert TransferConfig.from_env(env) == TransferConfig()
 
 
 @pytest.mark.parametrize(
@@ -70,8 +82,25 @@ def test_sizes(text: str, size: int) -> None:
         {"TRANSFER_TTL_S": "0"},
         {"TRANSFER_DEVICE": "tpu"},
         {"TRANSFER_NIXL_BACKENDS": " , "},
+        {"TRANSFER_NIXL_PROGRESS_DELAY_US": "-1"},
     ],
 )
-def test_bad_values_are_rejected_with_the_variable_named(env: dict[str, str]) -> None:
-    with pytest.raises(ValueError):
+def test_bad_values_are_rejected(env: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="bad configuration"):
         TransferConfig.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [
+        ("TRANSFER_HELD_MAX_BYTES", "lots", "not a byte size"),
+        ("TRANSFER_POOL_BYTES", "-1M", "not a byte size"),
+        ("TRANSFER_TRANSPORT", "carrier-pigeon", "one of: auto, inline, nixl, redis, shm"),
+        ("TRANSFER_NIXL_PROGRESS_DELAY_US", "soon", "one of: auto"),
+        ("TRANSFER_NIXL_THREADS", "two", "Expected `int`"),
+        ("TRANSFER_TTL_S", "inf", "not a finite number"),
+    ],
+)
+def test_a_value_that_does_not_parse_names_its_variable(name: str, value: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=f"{name}={value!r}: .*{reason}"):
+        TransferConfig.from_env({name: value})
