@@ -28,6 +28,7 @@ from queues.keys import Keys
 from queues.messages import ErrorEvent, Job, ProgressEvent, Request
 from queues.producer import Producer
 from queues.pubsub import Subscriber
+from queues.types import Stage
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class Gateway:
         config: RuntimeConfig,
         retry_after_s: int = 1,
         *,
-        stages: list[str] | None = None,
+        stages: list[Stage] | None = None,
         admission_timeout_s: float = 30.0,
     ) -> None:
         self.config = config
@@ -72,7 +73,7 @@ class Gateway:
         message += f" (none started within {self.admission_timeout_s:g} s)" if waited else ""
         return APIError(503, message + "; retry shortly", code="no_workers", retry_after=self.retry_after_s)
 
-    async def _missing(self, route: list[str]) -> tuple[list[str], bool]:
+    async def _missing(self, route: list[Stage]) -> tuple[list[str], bool]:
         """Stages of the route with no live worker, and whether an autoscaler starts all of them."""
         if self.workers is None:
             return [], False
@@ -154,7 +155,7 @@ class Gateway:
         for stream in list(self.open):
             stream.interrupt(event)
 
-    async def ready(self, stages: list[str]) -> dict[str, object]:
+    async def ready(self, stages: list[Stage]) -> dict[str, object]:
         """Redis reachable, and every stage of the mode has at least one live worker."""
         report: dict[str, object] = {}
         try:
@@ -167,7 +168,7 @@ class Gateway:
             report[stage] = len(await live_consumers(self.redis, self.keys, stage))
         return report
 
-    async def backlog(self, stages: list[str]) -> dict[str, tuple[int, int]]:
+    async def backlog(self, stages: list[Stage]) -> dict[str, tuple[int, int]]:
         """Per stage: (entries in the stream, entries being worked on)."""
         pipe = self.redis.pipeline(transaction=False)
         for stage in stages:

@@ -37,11 +37,12 @@ from app.openapi import build_openapi
 from app.prompts import PromptRenderer
 from app.responses import EventStreamResponse, unless_disconnected
 from app.sampling import resolve_sampling
-from app.settings import AppSettings, route, stages
+from app.settings import AppSettings
 from app.types import ChatCompletionRequest, ModelCard, ModelList
 from queues.config import RuntimeConfig
 from queues.logs import request_id
 from queues.messages import Request
+from queues.types import route, stages
 from workers.engine.model_info import ModelInfo
 from workers.media.config import MediaConfig
 

@@ -3,30 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import Literal
 
 import msgspec
 
 from queues.config import env_names
-
-Mode = Literal["agg", "e-pd", "e-p-d"]
-
-# The stages each mode runs, for requests with media and for text-only ones (which skip encode).
-ROUTES: dict[str, tuple[list[str], list[str]]] = {
-    "agg": (["agg"], ["agg"]),
-    "e-pd": (["encode", "pd"], ["pd"]),
-    "e-p-d": (["encode", "prefill", "decode"], ["prefill", "decode"]),
-}
-
-
-def route(mode: str, has_media: bool) -> list[str]:
-    with_media, text_only = ROUTES[mode]
-    return list(with_media if has_media else text_only)
-
-
-def stages(mode: str) -> list[str]:
-    """Every stage a mode runs (the ones /ready checks)."""
-    return list(ROUTES[mode][0])
+from queues.types import Mode
 
 
 class AppSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_names("")):

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ops.redis import RedisServer, free_port
+from queues.types import MODES
 
 ROOT = Path(__file__).resolve().parent.parent
-MODES = ("agg", "e-pd", "e-p-d")
 
 
 class NotReady(RuntimeError):

@@ -22,9 +22,10 @@ import sys
 import uuid
 from pathlib import Path
 
-from ops.processes import MODES, ROOT, NotReady, wait_ready
+from ops.processes import ROOT, NotReady, wait_ready
 from ops.procfile import Runner, StopSignals, parse
 from ops.redis import RedisServer
+from queues.types import MODES
 
 RANDOM_WEIGHTS = """The model is a tiny Qwen2-VL with random weights, built to test the system: its answers
 are gibberish. To serve a real checkpoint: MODEL=/path/to/checkpoint make run (README: Configuration).

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
@@ -27,12 +28,12 @@ class Capacity:
     live: dict[str, int] = field(default_factory=dict)  # stage -> workers with a live heartbeat
     scalable: frozenset[str] = frozenset()  # stages an autoscaler starts workers of on demand
 
-    def missing(self, stages: list[str]) -> list[str]:
+    def missing(self, stages: Sequence[str]) -> list[str]:
         """The stages of `stages` without a live worker."""
         return [stage for stage in stages if not self.live.get(stage)]
 
 
-async def read_capacity(client: aioredis.Redis, keys: Keys, stages: list[str]) -> Capacity:
+async def read_capacity(client: aioredis.Redis, keys: Keys, stages: Sequence[str]) -> Capacity:
     live = dict.fromkeys(stages, 0)
     prefix = keys.heartbeat_prefix
     async for key in client.scan_iter(match=prefix + "*", count=1000):
@@ -45,7 +46,7 @@ async def read_capacity(client: aioredis.Redis, keys: Keys, stages: list[str]) -
 
 
 class WorkerWatch:
-    def __init__(self, client: aioredis.Redis, keys: Keys, stages: list[str], interval_s: float) -> None:
+    def __init__(self, client: aioredis.Redis, keys: Keys, stages: Sequence[str], interval_s: float) -> None:
         self._client = client
         self._keys = keys
         self._stages = stages
@@ -70,7 +71,7 @@ class WorkerWatch:
         await asyncio.wait([self._task], timeout=5.0)
         await cancel_and_wait(self._task)
 
-    async def missing(self, stages: list[str]) -> tuple[list[str], Capacity]:
+    async def missing(self, stages: Sequence[str]) -> tuple[list[str], Capacity]:
         """The stages of `stages` with no live worker (re-read from Redis before saying any), and
         the view that says so."""
         view = self._view

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from queues.types import Stage
+
 
 class JobError(Exception):
     """Base of the errors a stage handler raises on purpose."""
@@ -38,7 +40,7 @@ class Rerun(JobError):
     """An input produced by an earlier stage is gone (its owner died, its tensor expired): run the job
     again from `stage`, which produces that input anew."""
 
-    def __init__(self, stage: str, reason: str) -> None:
+    def __init__(self, stage: Stage, reason: str) -> None:
         super().__init__(f"re-run from {stage}: {reason}")
         self.stage = stage
         self.reason = reason

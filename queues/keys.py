@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-STAGES = ("encode", "prefill", "decode", "pd", "agg")
-
 
 @dataclass(frozen=True)
 class Keys:

@@ -7,15 +7,47 @@ back to an earlier stage and a re-run repeats exactly the same tokens.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import msgspec
 
 from queues.errors import UnreadableMessage
 from queues.transfer.ref import TensorRef
-from workers.engine.types import DecodeState, EncodedMeta
+from queues.types import FinishReason, Modality, Stage
 
-Modality = Literal["image", "video", "audio"]
+
+class EncodedMeta(msgspec.Struct, frozen=True, kw_only=True):
+    """One encoded media item: what its embedding tensor is and what prefill needs to place it."""
+
+    modality: Modality
+    num_tokens: int  # the item's placeholder expands to this many tokens (rows of the embedding)
+    content_hash: str = ""
+    dtype: str = "float32"  # torch dtype name of the embedding, e.g. "bfloat16"
+    shape: list[int] = []  # [num_tokens, hidden_size]
+    grid_thw: list[int] = []  # Qwen-VL: image_grid_thw / video_grid_thw row of this item, in patches
+    second_per_grid_t: float = 0.0  # Qwen2.5-VL video: seconds per temporal grid step
+    audio_feature_length: int = 0  # Qwen2-Audio: mel frames of the clip (before the encoder's 4x reduction)
+
+
+class DecodeState(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything besides the KV tensors that a decode worker needs to continue a sequence.
+
+    KV layout: a list of `num_layers` contiguous tensors, tensor `i` of shape
+    `(2, num_kv_heads, prompt_len, head_dim)` in `kv_dtype`: `[0]` the keys, `[1]` the values of
+    layer `i`, for every prompt position (media tokens expanded), rotary embedding already applied.
+    """
+
+    prompt_len: int  # expanded prompt length: prompt tokens incl. media tokens, = KV length
+    next_position: int  # text position of the token after the prompt (= prompt_len)
+    rope_delta: int = 0  # Qwen M-RoPE: decode positions are next_position + k + rope_delta on all axes
+    first_token: int
+    first_logprob: float | None = None
+    first_top_logprobs: list[tuple[int, float]] = []
+    generator_state: bytes = b""  # torch.Generator state after sampling the first token (empty: greedy)
+    generator_device: str = "cpu"
+    penalty_prompt_ids: list[int] = []  # distinct expanded prompt ids, set when repetition_penalty != 1
+    num_layers: int
+    num_kv_heads: int
+    head_dim: int
+    kv_dtype: str  # torch dtype name, e.g. "float32"
 
 
 class SamplingParams(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,7 +91,7 @@ class Request(msgspec.Struct, frozen=True, kw_only=True):
     prompt_ids: list[int]  # rendered chat template, one placeholder token per media item
     media: list[MediaRef] = []
     sampling: SamplingParams
-    route: list[str]  # the stages this request passes through, in order
+    route: list[Stage]  # the stages this request passes through, in order
     deadline: float  # unix seconds; past it the client gets a 504 and the work stops
     created: float  # unix seconds when the front door accepted it
     stream: bool = True  # False: the client wants only the whole answer, so decode sends one event
@@ -80,20 +112,20 @@ class Prefilled(msgspec.Struct, frozen=True, kw_only=True):
 
 
 # What a re-run from a stage drops: the outputs of that stage and of every later one.
-_DROPPED_BY_RERUN: dict[str, dict[str, None]] = {
+_DROPPED_BY_RERUN: dict[Stage, dict[str, None]] = {
     "encode": {"encoded": None, "prefilled": None},
     "prefill": {"prefilled": None},
 }
 # The tensors each stage reads (the job field carrying them) and the stage that produces them.
-_INPUT = {"prefill": "encoded", "pd": "encoded", "decode": "prefilled"}
-_PRODUCER = {"encoded": "encode", "prefilled": "prefill"}
+_INPUT: dict[Stage, str] = {"prefill": "encoded", "pd": "encoded", "decode": "prefilled"}
+_PRODUCER: dict[str, Stage] = {"encoded": "encode", "prefilled": "prefill"}
 
 
 class Job(msgspec.Struct, kw_only=True):
     """One stream entry: a request at one stage, with what earlier stages produced for it."""
 
     request: Request
-    stage: str
+    stage: Stage
     attempt: int = 0  # retryable failures of this job at this stage so far
     reruns: int = 0  # times this job was sent back to an earlier stage
     last_error: str = ""
@@ -102,12 +134,12 @@ class Job(msgspec.Struct, kw_only=True):
     encoded: Encoded | None = None
     prefilled: Prefilled | None = None
 
-    def next_stage(self) -> str | None:
+    def next_stage(self) -> Stage | None:
         route = self.request.route
         index = route.index(self.stage)
         return route[index + 1] if index + 1 < len(route) else None
 
-    def rerun_from(self, stage: str) -> str:
+    def rerun_from(self, stage: Stage) -> Stage:
         """Where to re-run a job whose `stage` output was lost: `stage`, or an earlier stage when
         `stage`'s own input is gone too. A payload is freed once its reader has it, so every input
         already read (all but inline ones, which travel in the message) is gone: a decode that lost
@@ -121,7 +153,7 @@ class Job(msgspec.Struct, kw_only=True):
             stage = _PRODUCER[field]
         return stage
 
-    def without_outputs_from(self, stage: str) -> Job:
+    def without_outputs_from(self, stage: Stage) -> Job:
         """A copy to re-run from `stage`: what that stage and later ones produced is dropped."""
         dropped = _DROPPED_BY_RERUN.get(stage, {})
         return msgspec.structs.replace(self, stage=stage, attempt=0, **dropped)
@@ -153,7 +185,7 @@ class TokenEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", ta
     token_ids: list[int]
     texts: list[str]  # the text delta each token releases (often "" mid-character or mid-stop-string)
     logprobs: list[TokenLogprob] | None = None  # one per token when asked
-    finish_reason: str | None = None  # set on the last event: "stop" | "length"
+    finish_reason: FinishReason | None = None  # set on the last event
     usage: Usage | None = None  # set on the last event
     timings: dict[str, float] | None = None  # set on the last event: seconds per stage step
 
@@ -190,7 +222,7 @@ class ErrorEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", ta
 class ProgressEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="progress"):
     """The job now sits at `entry_id` of `stream`; the front door probes it when the channel goes silent."""
 
-    stage: str
+    stage: Stage
     stream: str
     entry_id: str
 

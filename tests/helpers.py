@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from queues.messages import Job, Request, SamplingParams
+from queues.types import Stage
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,7 +48,7 @@ async def wait_for(condition: Callable[[], Awaitable[bool]], within: float = 30.
     raise AssertionError(f"timed out after {within}s waiting for {what or condition}")
 
 
-def make_job(behaviour: str = "noop", route: tuple[str, ...] = ("a",), deadline_s: float = 120.0) -> Job:
+def make_job(behaviour: str = "noop", route: tuple[Stage, ...] = ("prefill",), deadline_s: float = 120.0) -> Job:
     now = time.time()
     request = Request(
         id=uuid.uuid4().hex,

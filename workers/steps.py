@@ -16,14 +16,14 @@ import msgspec
 import torch
 
 from queues.errors import FatalError, Rerun
-from queues.messages import Encoded, Job, MediaRef, Prefilled
+from queues.messages import DecodeState, Encoded, Job, MediaRef, Prefilled
 from queues.metrics import observe_step
 from queues.runtime import JobContext
 from queues.transfer import Received, TensorRef, TransferError
+from queues.types import Stage
 from workers.context import WorkerContext
 from workers.emitter import TokenEmitter
 from workers.engine.base import EncodedItem, PrefillResult
-from workers.engine.types import DecodeState
 from workers.media.errors import MediaError
 from workers.media.types import LoadedMedia
 
@@ -105,7 +105,7 @@ async def receive_encoded(ctx: WorkerContext, job: Job, timings: dict[str, float
 
 
 async def _fetch(
-    ctx: WorkerContext, ref: TensorRef, timings: dict[str, float], *, producer: str, what: str
+    ctx: WorkerContext, ref: TensorRef, timings: dict[str, float], *, producer: Stage, what: str
 ) -> Received:
     """Read tensors another worker published; if they are gone, re-run the stage that makes them."""
     with timed(ctx.stage, timings, "transfer_s"):

@@ -26,6 +26,7 @@ from ops.autoscale.pool import StagePool
 from ops.autoscale.settings import AutoscaleSettings
 from queues.config import RuntimeConfig
 from queues.keys import Keys
+from queues.types import Stage
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class Autoscaler:
         self._export_pools()
         return decisions
 
-    async def _stage_round(self, now: float, stage: str, state: StageState) -> Decision:
+    async def _stage_round(self, now: float, stage: Stage, state: StageState) -> Decision:
         pool = self.pools.get(stage)
         running = pool.running if pool is not None else len(state.live)
         decision = self.scalers[stage].decide(now, state.backlog, running)

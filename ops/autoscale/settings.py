@@ -7,9 +7,9 @@ from typing import Annotated
 
 import msgspec
 
-from app.settings import Mode, stages
 from ops.autoscale.decide import Policy
 from queues.config import env_names
+from queues.types import Mode, Stage, stages
 
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
@@ -19,7 +19,7 @@ class AutoscaleSettings(
     msgspec.Struct, frozen=True, kw_only=True, rename=env_names("AUTOSCALE_", mode="MODE")
 ):
     mode: Mode = "e-p-d"  # the deployment mode; its stages are the ones scaled
-    stages: list[str] = []  # stages to scale instead of the mode's
+    stages: list[Stage] = []  # stages to scale instead of the mode's
     min_workers: NonNegative = 1
     max_workers: Positive = 4
     target_per_worker: Positive = 8  # backlog (lag + pending) one worker should carry
@@ -41,7 +41,7 @@ class AutoscaleSettings(
         for stage in self.scaled_stages():
             self.policy(stage)  # a bad AUTOSCALE_LIMITS entry fails at start, not at the first round
 
-    def scaled_stages(self) -> list[str]:
+    def scaled_stages(self) -> list[Stage]:
         return list(self.stages) or stages(self.mode)
 
     def policy(self, stage: str) -> Policy:

@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 import torch
 
-from queues.messages import SamplingParams
+from queues.messages import DecodeState, SamplingParams
 from tests.models import tiny_model_dir
 from tests.unit.engine import media
 from tests.unit.engine.oracle import Reference, Request, greedy, run_engine, token_ids
@@ -25,7 +25,7 @@ from workers.engine.loader import load_engine
 from workers.engine.model_info import ModelInfo
 from workers.engine.sglang.engine import SglangEngine
 from workers.engine.sglang.loader import load_sglang_engine
-from workers.engine.types import DecodeState, TokenOutput
+from workers.engine.types import TokenOutput
 from workers.settings import WorkerSettings
 
 QWEN2_VL_CASES = {

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Protocol
 
 import torch
 
-from queues.messages import SamplingParams
+from queues.messages import DecodeState, EncodedMeta, SamplingParams
+from queues.types import FinishReason
 from workers.engine.limits import EngineStats
-from workers.engine.types import DecodeState, EncodedMeta, FinishReason, TokenOutput
+from workers.engine.types import TokenOutput
 from workers.media.types import LoadedMedia
 
 if TYPE_CHECKING:  # model_info imports the family adapters, which use EncodedItem from here

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import torch
 
+from queues.messages import DecodeState
 from workers.engine.families import Family
 from workers.engine.forward import ModelForward
 from workers.engine.kv_cache import BatchKVCache
 from workers.engine.sequence import Sequence
-from workers.engine.types import DecodeState, TokenOutput
+from workers.engine.types import TokenOutput
 
 
 def check_kv(kv: list[torch.Tensor], state: DecodeState, cache: BatchKVCache) -> None:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from queues.messages import SamplingParams
+from queues.messages import DecodeState, SamplingParams
 from workers.engine.base import EncodedItem, PrefillResult
 from workers.engine.decode_batch import DecodeBatch, check_kv
 from workers.engine.encode_batcher import EncodeBatcher
@@ -28,7 +28,7 @@ from workers.engine.model_info import ModelInfo
 from workers.engine.prefill import Prefiller
 from workers.engine.scheduler import Admission, DecodeScheduler, StepResult
 from workers.engine.sequence import Sequence
-from workers.engine.types import DecodeState, TokenOutput
+from workers.engine.types import TokenOutput
 from workers.media.types import LoadedMedia
 
 T = TypeVar("T")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from queues.messages import SamplingParams
+from queues.messages import DecodeState, EncodedMeta, SamplingParams
 from workers.engine.base import EncodedItem, PrefillResult
 from workers.engine.encode_batcher import EncodeBatcher
 from workers.engine.limits import EngineLimits, EngineStats
@@ -29,7 +29,7 @@ from workers.engine.model_info import ModelInfo
 from workers.engine.prefill import expand_placeholders
 from workers.engine.scheduler import Admission, DecodeScheduler, StepResult
 from workers.engine.sequence import Sequence
-from workers.engine.types import DecodeState, EncodedMeta, TokenOutput
+from workers.engine.types import TokenOutput
 from workers.media.types import LoadedMedia
 
 WORD = re.compile(r"^ ?[A-Za-z]{2,}$")

@@ -15,10 +15,10 @@ from typing import Any
 from transformers import AutoConfig, AutoTokenizer
 from transformers.utils.chat_template_utils import _compile_jinja_template
 
+from queues.types import Modality
 from workers.engine.detokenizer import IncrementalDetokenizer
 from workers.engine.families import Family, family_for
 from workers.engine.segments import SegmentEncoder
-from workers.engine.types import Modality
 
 Message = dict[str, Any]  # {"role": str, "content": str | [{"type": "text"|"image"|"video"|"audio", ...}]}
 TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json", "processor_config.json")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from queues.messages import SamplingParams
+from queues.messages import DecodeState, EncodedMeta, SamplingParams
+from queues.types import Modality
 from workers.engine.base import EncodedItem, PrefillResult
 from workers.engine.families import Family
 from workers.engine.forward import ModelForward
 from workers.engine.kv_cache import export_kv
 from workers.engine.sampling import Sampler, generator_state, logprobs_of, new_generator, stop_ids_for
-from workers.engine.types import DecodeState, EncodedMeta, Modality
 
 
 def expand_placeholders(

@@ -6,11 +6,12 @@ import functools
 
 import torch
 
-from queues.messages import SamplingParams
+from queues.messages import DecodeState, SamplingParams
+from queues.types import FinishReason
 from workers.engine.detokenizer import Decoder, IncrementalDetokenizer
 from workers.engine.sampling import Sampler, logprobs_of, restore_generator, stop_ids_for
 from workers.engine.stops import StopStringFilter
-from workers.engine.types import DecodeState, FinishReason, TokenOutput
+from workers.engine.types import TokenOutput
 
 
 class Sequence:

@@ -19,10 +19,10 @@ from dataclasses import dataclass, replace
 import httpcore
 import httpx
 
+from queues.types import Modality
 from workers.media.config import MediaConfig
 from workers.media.errors import MediaError, too_large, upstream
 from workers.media.ssrf import GuardedNetworkBackend, Resolver, system_resolver
-from workers.media.types import Modality
 from workers.media.validate import RefValidator
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})

@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from queues.messages import MediaRef
+from queues.types import Modality
 from workers.media.audio import AudioOptions, decode_audio
 from workers.media.cache import ByteLRU, CacheStats
 from workers.media.config import MediaConfig
@@ -35,7 +36,7 @@ from workers.media.http import Fetched, HttpFetcher
 from workers.media.image import decode_image
 from workers.media.singleflight import SingleFlight
 from workers.media.ssrf import Resolver, system_resolver
-from workers.media.types import LoadedImage, LoadedMedia, LoadedVideo, Modality
+from workers.media.types import LoadedImage, LoadedMedia, LoadedVideo
 from workers.media.validate import RefValidator, scheme_of
 from workers.media.video import VideoOptions, decode_video
 

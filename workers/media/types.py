@@ -11,8 +11,6 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-Modality = Literal["image", "video", "audio"]
-
 
 @dataclass(frozen=True)
 class LoadedImage:

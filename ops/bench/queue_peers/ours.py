@@ -19,8 +19,9 @@ from queues.keys import Keys  # noqa: E402
 from queues.messages import Job, Request, SamplingParams  # noqa: E402
 from queues.producer import Producer  # noqa: E402
 from queues.runtime import JobContext, StageWorker  # noqa: E402
+from queues.types import Stage  # noqa: E402
 
-STAGE = "bench"
+STAGE: Stage = "agg"
 
 
 def _job(i: int) -> Job:

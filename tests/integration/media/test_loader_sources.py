@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from queues.messages import MediaRef
+from queues.types import Modality
 from workers.media import loader as loader_module
 from workers.media import synth
 from workers.media.dataurl import DataUrl
 from workers.media.loader import MediaLoader
-from workers.media.types import LoadedAudio, LoadedImage, LoadedVideo, Modality
+from workers.media.types import LoadedAudio, LoadedImage, LoadedVideo
 
 
 def data_url(media_type: str, payload: bytes) -> str:

@@ -76,16 +76,18 @@ async def test_a_gap_that_does_not_fill_is_an_error(redis, subscriber, keys):
 
 async def test_silent_channel_of_a_lost_job_ends_with_an_error(redis, subscriber, keys):
     async with TokenStream(subscriber, redis, keys, "r3", silence_s=0.3, gap_s=1) as stream:
-        stream.location = ProgressEvent(stage="a", stream=keys.stream("a"), entry_id="1-0")  # no such entry
+        stream.location = ProgressEvent(
+            stage="prefill", stream=keys.stream("prefill"), entry_id="1-0"
+        )  # no such entry
         [error] = await read_all(stream)
     assert isinstance(error, ErrorEvent) and "lost" in error.message
 
 
 async def test_silent_channel_of_a_queued_job_keeps_waiting(redis, subscriber, keys):
     publisher = TokenPublisher(redis, keys)
-    entry_id = (await redis.xadd(keys.stream("a"), {"x": "1"})).decode()
+    entry_id = (await redis.xadd(keys.stream("prefill"), {"x": "1"})).decode()
     async with TokenStream(subscriber, redis, keys, "r4", silence_s=0.2, gap_s=1) as stream:
-        stream.location = ProgressEvent(stage="a", stream=keys.stream("a"), entry_id=entry_id)
+        stream.location = ProgressEvent(stage="prefill", stream=keys.stream("prefill"), entry_id=entry_id)
         reader = asyncio.create_task(read_all(stream))
         await asyncio.sleep(1.0)  # five silence periods: the probe finds the entry each time
         assert not reader.done()
@@ -98,9 +100,11 @@ async def test_progress_events_move_the_probe(redis, subscriber, keys):
     publisher = TokenPublisher(redis, keys)
     async with TokenStream(subscriber, redis, keys, "r5", silence_s=0.3, gap_s=1) as stream:
         reader = asyncio.create_task(read_all(stream))
-        await publisher.publish("r5", ProgressEvent(stage="b", stream=keys.stream("b"), entry_id="5-0"))
+        await publisher.publish(
+            "r5", ProgressEvent(stage="decode", stream=keys.stream("decode"), entry_id="5-0")
+        )
         await asyncio.sleep(0.05)
-        assert stream.location is not None and stream.location.stage == "b"
+        assert stream.location is not None and stream.location.stage == "decode"
         [error] = await reader
     assert isinstance(error, ErrorEvent)
 
@@ -146,10 +150,10 @@ async def test_a_probe_that_fails_is_not_a_lost_job() -> None:
     subscriber = Subscriber(aioredis.Redis.from_url(server.url))
     await subscriber.start()
     try:
-        added = await client.xadd(keys.stream("a"), {"x": "1"})
+        added = await client.xadd(keys.stream("prefill"), {"x": "1"})
         entry_id = added.decode() if isinstance(added, bytes) else added
         async with TokenStream(subscriber, client, keys, "r8", silence_s=0.2, gap_s=1) as stream:
-            stream.location = ProgressEvent(stage="a", stream=keys.stream("a"), entry_id=entry_id)
+            stream.location = ProgressEvent(stage="prefill", stream=keys.stream("prefill"), entry_id=entry_id)
             reader = asyncio.create_task(read_all(stream))
             assert server.process is not None
             server.process.send_signal(signal.SIGSTOP)  # every probe meanwhile times out

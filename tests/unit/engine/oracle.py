@@ -12,9 +12,8 @@ import transformers
 from transformers import AutoConfig, AutoProcessor
 from transformers.video_utils import VideoMetadata
 
-from queues.messages import SamplingParams
+from queues.messages import DecodeState, SamplingParams
 from workers.engine.base import Engine, TokenOutput
-from workers.engine.types import DecodeState
 from workers.media.types import LoadedAudio, LoadedImage, LoadedMedia, LoadedVideo
 
 

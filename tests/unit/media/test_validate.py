@@ -10,11 +10,11 @@ import msgspec
 import pytest
 
 from queues.messages import MediaRef
+from queues.types import Modality
 from workers.media import synth
 from workers.media.config import MediaConfig
 from workers.media.errors import MediaError
 from workers.media.files import FileSource
-from workers.media.types import Modality
 from workers.media.validate import scheme_of, validate_media_ref
 
 PNG = synth.image_bytes("PNG")

@@ -16,8 +16,8 @@ import msgspec
 import pytest
 import yaml
 
-from app.settings import ROUTES, stages
-from queues.keys import STAGES, Keys
+from queues.keys import Keys
+from queues.types import MODES, STAGES, Mode, stages
 from tests.unit.ops.k8s_schema import (
     ConfigMap,
     Deployment,
@@ -32,7 +32,6 @@ from tests.unit.ops.k8s_schema import (
 
 ROOT = Path(__file__).resolve().parents[3]
 K8S = ROOT / "ops" / "k8s"
-MODES = sorted(ROUTES)
 
 
 def yaml_files() -> list[Path]:
@@ -259,7 +258,7 @@ def test_bundled_redis_keeps_jobs():
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_overlay_runs_the_modes_stages(mode: str):
+def test_overlay_runs_the_modes_stages(mode: Mode):
     [doc] = load(K8S / "overlays" / mode / "kustomization.yaml")
     stage_dirs = [entry.rsplit("/", 1)[1] for entry in doc["resources"] if "/stages/" in entry]
     assert stage_dirs == stages(mode)
@@ -274,7 +273,7 @@ KUBECTL = shutil.which("kubectl")
 
 @pytest.mark.skipif(KUBECTL is None, reason="kubectl (with its built-in kustomize) is not installed")
 @pytest.mark.parametrize("mode", MODES)
-def test_overlay_renders_a_consistent_install(mode: str):
+def test_overlay_renders_a_consistent_install(mode: Mode):
     assert KUBECTL is not None
     out = subprocess.run(
         [KUBECTL, "kustomize", str(K8S / "overlays" / mode)], capture_output=True, text=True, timeout=60

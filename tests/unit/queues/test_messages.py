@@ -7,13 +7,22 @@ import time
 import msgspec
 import pytest
 
-from queues.messages import Encoded, Job, MediaRef, Prefilled, Request, SamplingParams
+from queues.messages import (
+    DecodeState,
+    Encoded,
+    EncodedMeta,
+    Job,
+    MediaRef,
+    Prefilled,
+    Request,
+    SamplingParams,
+)
 from queues.transfer.config import Transport
 from queues.transfer.ref import TensorRef
-from workers.engine.types import DecodeState, EncodedMeta
+from queues.types import Stage
 
 IMAGE = MediaRef(modality="image", url="data:image/png;base64,AAAA")
-E_P_D = ["encode", "prefill", "decode"]
+E_P_D: list[Stage] = ["encode", "prefill", "decode"]
 STATE = DecodeState(
     prompt_len=6, next_position=6, first_token=3, num_layers=2, num_kv_heads=2, head_dim=8, kv_dtype="float32"
 )
@@ -33,7 +42,9 @@ def ref(transport: Transport) -> TensorRef:
     )
 
 
-def job(stage: str, route: list[str], media: bool, embeddings: Transport | None, kv: Transport | None) -> Job:
+def job(
+    stage: Stage, route: list[Stage], media: bool, embeddings: Transport | None, kv: Transport | None
+) -> Job:
     now = time.time()
     request = Request(
         id="r",
@@ -73,7 +84,8 @@ def test_text_requests_go_back_to_prefill() -> None:
 
 
 def test_lost_embeddings_go_back_to_encode() -> None:
-    for stage in ("prefill", "pd"):
+    stages: tuple[Stage, ...] = ("prefill", "pd")
+    for stage in stages:
         reading = job(stage, ["encode", stage], media=True, embeddings="nixl", kv=None)
         assert reading.rerun_from("encode") == "encode"
 

@@ -7,8 +7,9 @@ from typing import Any, ClassVar
 
 import torch
 
+from queues.messages import EncodedMeta
+from queues.types import Modality
 from workers.engine.base import EncodedItem
-from workers.engine.types import EncodedMeta, Modality
 from workers.media.types import LoadedMedia
 
 

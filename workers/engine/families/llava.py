@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from queues.types import Modality
 from workers.engine.base import EncodedItem
 from workers.engine.families.base import Family, describe
-from workers.engine.types import Modality
 from workers.media.types import LoadedImage, LoadedMedia
 
 

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from transformers.masking_utils import create_bidirectional_mask
 
+from queues.types import Modality
 from workers.engine.base import EncodedItem
 from workers.engine.families.base import Family, describe
-from workers.engine.types import Modality
 from workers.media.types import LoadedAudio, LoadedMedia
 
 

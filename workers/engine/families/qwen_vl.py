@@ -8,9 +8,10 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from queues.messages import EncodedMeta
+from queues.types import Modality
 from workers.engine.base import EncodedItem
 from workers.engine.families.base import Family, describe
-from workers.engine.types import EncodedMeta, Modality
 from workers.media.types import LoadedImage, LoadedMedia, LoadedVideo
 
 TOKEN_TYPE = {"image": 1, "video": 2}  # mm_token_type_ids values get_rope_index expects

@@ -24,7 +24,7 @@ from typing import Any
 import msgspec
 import torch
 
-from queues.messages import SamplingParams
+from queues.messages import DecodeState, SamplingParams
 from workers.engine.base import EncodedItem, PrefillResult
 from workers.engine.limits import EngineStats
 from workers.engine.model_info import ModelInfo
@@ -33,7 +33,7 @@ from workers.engine.sequence import Sequence
 from workers.engine.sglang.media import MediaKind, VisionLayout, multimodal_inputs
 from workers.engine.sglang.sampling import request_arguments
 from workers.engine.sglang.stream import LiveRequest, SglangAborted
-from workers.engine.types import DecodeState, TokenOutput
+from workers.engine.types import TokenOutput
 from workers.media.types import LoadedMedia
 
 log = logging.getLogger(__name__)

@@ -27,8 +27,9 @@ import numpy as np
 import torch
 from transformers import AutoProcessor
 
+from queues.messages import EncodedMeta
+from queues.types import Modality
 from workers.engine.base import EncodedItem
-from workers.engine.types import EncodedMeta, Modality
 from workers.media.types import LoadedImage, LoadedMedia, LoadedVideo
 
 PIXEL_KEYS: dict[str, str] = {"image": "pixel_values", "video": "pixel_values_videos"}

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from workers.engine.types import FinishReason
+from queues.types import FinishReason
 
 Chunk = dict[str, Any]
 

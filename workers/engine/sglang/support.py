@@ -4,8 +4,10 @@ the evidence behind each refusal."""
 
 from __future__ import annotations
 
+from queues.types import Stage
+
 FAMILIES = ("qwen2-vl", "qwen2.5-vl")  # media inputs wired and checked against HF `generate`
-STAGES = ("agg", "encode", "pd")
+STAGES: tuple[Stage, ...] = ("agg", "encode", "pd")  # the stages it can run
 
 PD_ON_CPU = (
     "sglang's prefill/decode disaggregation cannot run without a GPU: sglang 0.5.23 registers its KV "
