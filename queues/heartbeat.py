@@ -16,6 +16,7 @@ import time
 import msgspec
 import redis.asyncio as aioredis
 
+from queues.config import env_names, from_env
 from queues.keys import Keys
 
 
@@ -27,10 +28,13 @@ class Beat(msgspec.Struct, frozen=True):
     started: float
 
 
+class ConsumerSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_names("")):
+    consumer_name: str = ""  # set by the Procfile runner and the autoscaler; empty: claim `<host>.<n>`
+
+
 def explicit_name() -> str | None:
-    """The consumer name given by the environment: CONSUMER_NAME (the Procfile runner sets it), else
-    honcho's process name."""
-    return os.environ.get("CONSUMER_NAME") or os.environ.get("HONCHO_PROCESS_NAME") or None
+    """The consumer name given by the environment (CONSUMER_NAME), if any."""
+    return from_env(ConsumerSettings).consumer_name or None
 
 
 class Heartbeat:

@@ -1,4 +1,5 @@
-"""Logging for every process: plain text by default, one JSON object per line with LOG_FORMAT=json.
+"""Logging for every process: plain text by default, one JSON object per line with LOG_FORMAT=json;
+LOG_LEVEL sets the level (both in `LogSettings`).
 
 The runtime sets `request_id` (a context variable) while it runs a job, so every log line a stage
 writes about a request carries that request's id, in every process it passes through. A line logged
@@ -10,10 +11,19 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import os
 import time
+from typing import Literal
+
+import msgspec
+
+from queues.config import env_names, from_env
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+
+
+class LogSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_names("LOG_")):
+    format: Literal["text", "json"] = "text"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
 
 class _RequestIdFilter(logging.Filter):
@@ -42,14 +52,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
-def setup_logging() -> None:
+def setup_logging(settings: LogSettings | None = None) -> None:
+    settings = settings or from_env(LogSettings)
     handler = logging.StreamHandler()
     handler.addFilter(_RequestIdFilter())
-    if os.environ.get("LOG_FORMAT", "text").lower() == "json":
+    if settings.format == "json":
         handler.setFormatter(JsonFormatter())
     else:
         fmt = "%(asctime)s %(levelname)s %(name)s [%(process)d] %(request_id)s %(message)s"
         handler.setFormatter(logging.Formatter(fmt))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
+    root.setLevel(settings.level)

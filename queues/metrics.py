@@ -1,18 +1,20 @@
 """Prometheus metrics of a worker process: jobs by outcome, handler time, queue wait, step timings.
 
-Every worker serves them on `WORKER_METRICS_PORT` (else on the Procfile runner's `PORT`); the front door has
-its own set (app/metrics.py).
+Every worker serves them on `WORKER_METRICS_PORT` (else on the Procfile runner's `PORT`) at
+`WORKER_METRICS_HOST` (`WorkerMetricsSettings`); the front door has its own set (app/metrics.py).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import os
 from typing import Any
 
+import msgspec
 from prometheus_client import Counter, Histogram, start_http_server
 from prometheus_client.metrics import MetricWrapperBase
+
+from queues.config import env_names, from_env
 
 SECONDS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
@@ -30,6 +32,16 @@ STEP_SECONDS = Histogram(
     ["stage", "step"],
     buckets=SECONDS,
 )
+
+
+class WorkerMetricsSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_names("")):
+    worker_metrics_port: int | None = None
+    port: int | None = None  # the Procfile runner's port for the process: the fallback
+    worker_metrics_host: str = "127.0.0.1"
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self.port if self.worker_metrics_port is None else self.worker_metrics_port
 
 
 @functools.cache
@@ -55,14 +67,15 @@ def observe_step(stage: str, step: str, seconds: float) -> None:
     child(STEP_SECONDS, stage, step).observe(seconds)
 
 
-def serve_metrics() -> int | None:
+def serve_metrics(settings: WorkerMetricsSettings | None = None) -> int | None:
     """Start the metrics HTTP server on WORKER_METRICS_PORT, else the runner's PORT; returns the port."""
-    port = os.environ.get("WORKER_METRICS_PORT") or os.environ.get("PORT")
-    if not port:
+    settings = settings or from_env(WorkerMetricsSettings)
+    port = settings.metrics_port
+    if port is None:
         return None
     try:
-        start_http_server(int(port), addr=os.environ.get("WORKER_METRICS_HOST", "127.0.0.1"))
+        start_http_server(port, addr=settings.worker_metrics_host)
     except OSError as exc:  # metrics are not worth failing the worker for
         logging.getLogger(__name__).warning("no metrics server on port %s: %s", port, exc)
         return None
-    return int(port)
+    return port

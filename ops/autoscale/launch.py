@@ -2,9 +2,9 @@
 
 The template is split like a shell line and `{stage}` is replaced by the stage's name; a leading
 `python` or `python3` means this interpreter (the autoscaler's virtualenv), whatever is on PATH.
-Each worker gets its consumer name in CONSUMER_NAME. Honcho's PORT belongs to the autoscaler's own
-process, so it is not passed on; a worker gets a metrics port (WORKER_METRICS_PORT) only when a
-first port is configured.
+Each worker gets its consumer name in CONSUMER_NAME. The Procfile runner's PORT belongs to the
+autoscaler's own process, so it is not passed on; a worker gets a metrics port (WORKER_METRICS_PORT)
+only when a first port is configured.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping
 
 PYTHONS = ("python", "python3")
-_NOT_INHERITED = ("PORT", "HONCHO_PROCESS_NAME", "CONSUMER_NAME", "WORKER_METRICS_PORT")
+_NOT_INHERITED = ("PORT", "CONSUMER_NAME", "WORKER_METRICS_PORT")
 
 
 def worker_argv(template: str, stage: str) -> list[str]:

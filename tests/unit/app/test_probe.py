@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import http.server
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -34,7 +37,7 @@ def server() -> Iterator[tuple[int, dict[str, object]]]:
 def test_ready_exits_zero_and_sends_the_first_key(server, monkeypatch: pytest.MonkeyPatch) -> None:
     port, state = server
     monkeypatch.setenv("PORT", str(port))
-    monkeypatch.setenv("API_KEYS", "k1, k2")
+    monkeypatch.setenv("API_KEYS", " k1 , k2")
     assert probe.main() == 0
     assert state["auth"] == "Bearer k1"
 
@@ -47,3 +50,20 @@ def test_not_ready_exits_one(server, monkeypatch: pytest.MonkeyPatch, status: in
     monkeypatch.delenv("API_KEYS", raising=False)
     assert probe.main() == 1
     assert state["auth"] is None
+
+
+def test_a_bad_setting_names_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROBE_TIMEOUT_S", "soon")
+    with pytest.raises(ValueError, match="PROBE_TIMEOUT_S='soon'"):
+        probe.main()
+
+
+def test_the_probe_imports_nothing_heavy() -> None:
+    """Supervisors run it every few seconds: no torch, transformers, starlette or redis."""
+    heavy = ("torch", "transformers", "starlette", "redis")
+    code = f"import sys, app.probe; print([m for m in {heavy!r} if m in sys.modules])"
+    root = Path(__file__).resolve().parents[3]
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

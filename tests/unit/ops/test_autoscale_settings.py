@@ -26,11 +26,11 @@ def test_defaults_scale_the_modes_stages():
 def test_every_variable_is_read():
     env = {
         "MODE": "e-pd",
-        "AUTOSCALE_STAGES": "a, b",
+        "AUTOSCALE_STAGES": "encode, pd",
         "AUTOSCALE_MIN_WORKERS": "2",
         "AUTOSCALE_MAX_WORKERS": "6",
         "AUTOSCALE_TARGET_PER_WORKER": "3",
-        "AUTOSCALE_LIMITS": "b=0:2:64",
+        "AUTOSCALE_LIMITS": "pd=0:2:64",
         "AUTOSCALE_COOLDOWN_S": "5",
         "AUTOSCALE_INTERVAL_S": "0.5",
         "AUTOSCALE_COMMAND": "python -m tests.fake_stage {stage}",
@@ -41,9 +41,9 @@ def test_every_variable_is_read():
         "AUTOSCALE_WORKER_METRICS_PORT": "9500",
     }
     settings = from_env(AutoscaleSettings, env)
-    assert settings.scaled_stages() == ["a", "b"]
-    assert settings.policy("a") == Policy(2, 6, 3, 5.0)
-    assert settings.policy("b") == Policy(0, 2, 64, 5.0)
+    assert settings.scaled_stages() == ["encode", "pd"]
+    assert settings.policy("encode") == Policy(2, 6, 3, 5.0)
+    assert settings.policy("pd") == Policy(0, 2, 64, 5.0)
     assert (settings.interval_s, settings.spawn, settings.forget_after_leases) == (0.5, False, 3.0)
     assert (settings.metrics_host, settings.metrics_port, settings.worker_metrics_port) == (
         "0.0.0.0",
@@ -93,7 +93,7 @@ def test_worker_command_uses_this_interpreter():
 
 
 def test_worker_environment():
-    base = {"PORT": "5100", "HONCHO_PROCESS_NAME": "autoscale.1", "REDIS_URL": "redis://r:1/0"}
+    base = {"PORT": "5100", "CONSUMER_NAME": "autoscale.1", "REDIS_URL": "redis://r:1/0"}
     env = worker_env("encode.3", None, base)
     assert env == {"REDIS_URL": "redis://r:1/0", "CONSUMER_NAME": "encode.3"}
     assert worker_env("decode.2", 9601, base)["WORKER_METRICS_PORT"] == "9601"
