@@ -6,9 +6,8 @@ Also records the per-request latency metrics (TTFT, inter-token latency, end to 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import msgspec
 
@@ -40,7 +39,7 @@ class Meta:
     id: str
     model: str
     created: int
-    tokenizer: Any
+    decode_token: Callable[[int], str]  # a token's text, for logprobs
     metrics: FrontDoorMetrics
     return_token_ids: bool = False
     accepted: float = field(default_factory=time.monotonic)
@@ -79,10 +78,10 @@ class Meta:
         return ChoiceLogprobs(content=[self._logprob(item) for item in items])
 
     def _logprob(self, item: TokenLogprob) -> LogprobOut:
-        text = self.tokenizer.decode([item.token_id])
+        text = self.decode_token(item.token_id)
         top = []
         for alt in item.top:
-            alt_text = self.tokenizer.decode([alt.token_id])
+            alt_text = self.decode_token(alt.token_id)
             top.append(TopLogprobOut(token=alt_text, logprob=alt.logprob, bytes=list(alt_text.encode())))
         return LogprobOut(token=text, logprob=item.logprob, bytes=list(text.encode()), top_logprobs=top)
 

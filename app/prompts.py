@@ -14,21 +14,21 @@ from typing import Any
 
 import msgspec
 
-from workers.engine.model_info import ModelInfo
+from queues.checkpoint import Checkpoint
 
 _key = msgspec.msgpack.Encoder(order="deterministic")
 
 
 class PromptRenderer:
-    def __init__(self, info: ModelInfo, capacity: int = 1024) -> None:
-        self._info = info
+    def __init__(self, card: Checkpoint, capacity: int = 1024) -> None:
+        self._card = card
         self._capacity = capacity
         self._recent: OrderedDict[bytes, tuple[int, ...]] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
     def render(self, messages: list[dict[str, Any]]) -> list[int]:
-        """`ModelInfo.render_prompt(messages)`, from the cache when these messages were seen lately."""
+        """`Checkpoint.render_prompt(messages)`, from the cache when these messages were seen lately."""
         key = _key.encode(messages)
         found = self._recent.get(key)
         if found is not None:
@@ -36,7 +36,7 @@ class PromptRenderer:
             self.hits += 1
             return list(found)
         self.misses += 1
-        ids = self._info.render_prompt(messages)
+        ids = self._card.render_prompt(messages)
         if self._capacity > 0:
             self._recent[key] = tuple(ids)
             if len(self._recent) > self._capacity:

@@ -12,8 +12,8 @@ import secrets
 from app.errors import APIError
 from app.settings import AppSettings
 from app.types import ChatCompletionRequest
+from queues.checkpoint import GenerationDefaults
 from queues.messages import SamplingParams
-from workers.engine.model_info import GenerationDefaults
 
 MAX_STOP_SEQUENCES = 4
 MAX_TOP_LOGPROBS = 20

@@ -39,11 +39,11 @@ from app.responses import EventStreamResponse, unless_disconnected
 from app.sampling import resolve_sampling
 from app.settings import AppSettings
 from app.types import ChatCompletionRequest, ModelCard, ModelList
+from queues.checkpoint import Checkpoint
 from queues.config import RuntimeConfig
 from queues.logs import request_id
 from queues.messages import Request
 from queues.types import route, stages
-from workers.engine.model_info import ModelInfo
 from workers.media.config import MediaConfig
 
 VERSION = "0.1.0"
@@ -57,8 +57,8 @@ class FrontDoor:
     def __init__(self, settings: AppSettings, runtime: RuntimeConfig, media: MediaConfig) -> None:
         self.settings = settings
         self.media = media
-        self.info = ModelInfo.load(settings.model)
-        self.prompts = PromptRenderer(self.info, settings.prompt_cache_entries)
+        self.card = Checkpoint.load(settings.model)
+        self.prompts = PromptRenderer(self.card, settings.prompt_cache_entries)
         self.gateway = Gateway(
             runtime,
             settings.retry_after_s,
@@ -67,7 +67,7 @@ class FrontDoor:
         )
         self.metrics = FrontDoorMetrics()
         self.created = int(time.time())
-        self.max_prompt = settings.max_prompt_tokens or self.info.max_context
+        self.max_prompt = settings.max_prompt_tokens or self.card.max_context
         self.model_id = settings.model_id
         self.instance = settings.instance_id or uuid.uuid4().hex[:12]
         self.drain_s = runtime.grace_s
@@ -109,7 +109,7 @@ class FrontDoor:
                 param="model",
                 code="model_not_found",
             )
-        converted = convert(body, self.settings, self.media, self.info.modalities)
+        converted = convert(body, self.settings, self.media, self.card.modalities)
         try:
             prompt_ids = self.prompts.render(converted.messages)
         except ValueError as exc:
@@ -122,7 +122,7 @@ class FrontDoor:
                 param="messages",
                 code="context_length_exceeded",
             )
-        sampling = resolve_sampling(body, self.info.generation, self.settings)
+        sampling = resolve_sampling(body, self.card.generation, self.settings)
         now = time.time()
         request = Request(
             id=f"chatcmpl-{uuid.uuid4().hex}",
@@ -140,7 +140,7 @@ class FrontDoor:
             request.id,
             self.model_id,
             int(now),
-            self.info.tokenizer,
+            self.card.decode_token,
             self.metrics,
             return_token_ids=bool(body.return_token_ids),
         )

@@ -1,10 +1,10 @@
 """Model runtime: loading, family adapters, encode, prefill, batched decode, sampling.
 
-Public entry points (import them from their modules; this package stays import-light because
-queues/messages.py imports `workers.engine.types`, which must not pull in torch):
+Public entry points (import them from their modules):
 
-- `types`: `EncodedMeta`, `DecodeState`, `TokenOutput` — msgspec Structs that cross processes.
-- `model_info.ModelInfo.load(dir)`: family, tokenizer, `render_prompt`, generation defaults, EOS ids.
+- `model_info.ModelInfo.load(dir)`: the torch-free `queues.checkpoint.Checkpoint` card, the family's
+  adapter class and the transformers tokenizer (detokenizing).
+- `types.TokenOutput`: what the engine hands the stage code per generated token.
 - `loader.load_engine(dir, device, dtype, limits)` → `engine.TransformersEngine`.
 - `mock.MockEngine`: the same interface with simulated timings, for infrastructure tests.
 - `base.Engine`: the interface both implement; `base.PrefillResult`, `base.EncodedItem`.

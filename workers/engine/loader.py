@@ -26,5 +26,5 @@ def load_engine(
     target = torch.device(device)
     model = model.to(target).eval()
     processor = AutoProcessor.from_pretrained(model_dir)
-    family = info.family_cls(model, processor, target, dtype)
+    family = info.family_cls(model, processor, target, dtype, info.placeholder_ids)
     return TransformersEngine(info, family, limits or EngineLimits())

@@ -53,7 +53,7 @@ class Prefiller:
     ) -> PrefillResult:
         family = self.family
         metas = [meta for _, meta in items]
-        expanded, starts = expand_placeholders(prompt_ids, metas, family.placeholder_ids(family.model.config))
+        expanded, starts = expand_placeholders(prompt_ids, metas, family.placeholder_ids)
         if len(expanded) >= self.max_context:
             raise ValueError(
                 f"the prompt is {len(expanded)} tokens; the model's context is {self.max_context}"

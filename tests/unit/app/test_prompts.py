@@ -6,7 +6,7 @@ from typing import Any
 
 from app.prompts import PromptRenderer
 from tests.models import tiny_model_dir
-from workers.engine.model_info import ModelInfo
+from queues.checkpoint import Checkpoint
 
 
 def ask(text: str, images: int = 0) -> list[dict[str, Any]]:
@@ -14,10 +14,10 @@ def ask(text: str, images: int = 0) -> list[dict[str, Any]]:
 
 
 def test_cached_ids_equal_rendered_ids_and_only_equal_messages_hit() -> None:
-    info = ModelInfo.load(tiny_model_dir("qwen2-vl"))
-    renderer = PromptRenderer(info, capacity=2)
+    card = Checkpoint.load(tiny_model_dir("qwen2-vl"))
+    renderer = PromptRenderer(card, capacity=2)
     first = renderer.render(ask("hello", images=1))
-    assert first == info.render_prompt(ask("hello", images=1))
+    assert first == card.render_prompt(ask("hello", images=1))
     assert renderer.render(ask("hello", images=1)) == first and renderer.hits == 1
     assert renderer.render(ask("hello", images=2)) != first  # another shape, another prompt
     assert renderer.render(ask("hello!", images=1)) != first
@@ -27,7 +27,7 @@ def test_cached_ids_equal_rendered_ids_and_only_equal_messages_hit() -> None:
 
 
 def test_a_caller_cannot_corrupt_the_cache() -> None:
-    renderer = PromptRenderer(ModelInfo.load(tiny_model_dir("qwen2-vl")))
+    renderer = PromptRenderer(Checkpoint.load(tiny_model_dir("qwen2-vl")))
     ids = renderer.render(ask("x"))
     ids.append(-1)
     assert renderer.render(ask("x"))[-1] != -1

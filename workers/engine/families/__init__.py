@@ -1,28 +1,21 @@
-"""Family adapters: what differs between model families (media encoding, placeholder tokens, positions).
+"""Family adapters: the torch side of each family (media encoding, positions), by family name.
 
-`family_for(model_type)` finds the adapter class for a checkpoint's `config.json` model_type.
+What config.json says of a family (model types, modalities, placeholders) is `queues.checkpoint`'s.
 """
 
 from __future__ import annotations
 
+from queues.checkpoint import FAMILIES, FamilySpec
 from workers.engine.families.base import Family
 from workers.engine.families.llava import Llava
 from workers.engine.families.qwen2_audio import Qwen2Audio
 from workers.engine.families.qwen_vl import Qwen2VL, Qwen25VL
 
-FAMILIES: tuple[type[Family], ...] = (Qwen2VL, Qwen25VL, Llava, Qwen2Audio)
+ADAPTERS: dict[str, type[Family]] = {cls.spec.name: cls for cls in (Qwen2VL, Qwen25VL, Llava, Qwen2Audio)}
 
 
-class UnsupportedModelError(ValueError):
-    pass
+def adapter_for(spec: FamilySpec) -> type[Family]:
+    return ADAPTERS[spec.name]
 
 
-def family_for(model_type: str) -> type[Family]:
-    for family in FAMILIES:
-        if model_type in family.model_types:
-            return family
-    supported = ", ".join(f"{f.name} ({'/'.join(f.model_types)})" for f in FAMILIES)
-    raise UnsupportedModelError(f"unsupported model type {model_type!r}; supported families: {supported}")
-
-
-__all__ = ["FAMILIES", "Family", "UnsupportedModelError", "family_for"]
+__all__ = ["ADAPTERS", "Family", "adapter_for"]

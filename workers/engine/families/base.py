@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from queues.checkpoint import FamilySpec
 from queues.messages import EncodedMeta
 from queues.types import Modality
 from workers.engine.base import EncodedItem
@@ -14,23 +15,24 @@ from workers.media.types import LoadedMedia
 
 
 class Family(ABC):
-    """Class attributes and `placeholder_ids` are light (config only); an instance wraps a loaded
-    model and processor and does the family-specific torch work."""
+    """The torch side of one family (`spec` is what config.json says of it): an instance wraps a
+    loaded model and processor and does the family-specific work."""
 
-    name: ClassVar[str]
-    model_types: ClassVar[tuple[str, ...]]
-    modalities: ClassVar[tuple[Modality, ...]]
+    spec: ClassVar[FamilySpec]
 
-    def __init__(self, model: Any, processor: Any, device: torch.device, dtype: torch.dtype) -> None:
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        device: torch.device,
+        dtype: torch.dtype,
+        placeholder_ids: dict[Modality, int],
+    ) -> None:
         self.model = model
         self.processor = processor
         self.device = device
         self.dtype = dtype
-
-    @classmethod
-    @abstractmethod
-    def placeholder_ids(cls, config: Any) -> dict[Modality, int]:
-        """The token id each media item's single placeholder uses (also the id it expands into)."""
+        self.placeholder_ids = placeholder_ids  # the token each media item's placeholder uses
 
     @abstractmethod
     def encode(self, items: list[LoadedMedia]) -> list[EncodedItem]:

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
-from queues.types import Modality
+from queues.checkpoint.families import LLAVA
 from workers.engine.base import EncodedItem
 from workers.engine.families.base import Family, describe
 from workers.media.types import LoadedImage, LoadedMedia
 
 
 class Llava(Family):
-    name = "llava"
-    model_types = ("llava",)
-    modalities: ClassVar[tuple[Modality, ...]] = ("image",)
-
-    @classmethod
-    def placeholder_ids(cls, config: Any) -> dict[Modality, int]:
-        return {"image": config.image_token_id}
+    spec = LLAVA
 
     def encode(self, items: list[LoadedMedia]) -> list[EncodedItem]:
         images = [item for item in items if isinstance(item, LoadedImage)]
         if len(images) != len(items):
-            raise ValueError(f"{self.name} encodes images only")
+            raise ValueError(f"{self.spec.name} encodes images only")
         pixels = self.processor.image_processor(images=[item.image for item in images], return_tensors="pt")
         config = self.model.config
         features = self.model.model.get_image_features(

@@ -6,13 +6,11 @@ forward), so the same steps are composed here from the model's own modules.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 import numpy as np
 import torch
 from transformers.masking_utils import create_bidirectional_mask
 
-from queues.types import Modality
+from queues.checkpoint.families import QWEN2_AUDIO
 from workers.engine.base import EncodedItem
 from workers.engine.families.base import Family, describe
 from workers.media.types import LoadedAudio, LoadedMedia
@@ -28,18 +26,12 @@ def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
 
 
 class Qwen2Audio(Family):
-    name = "qwen2-audio"
-    model_types = ("qwen2_audio",)
-    modalities: ClassVar[tuple[Modality, ...]] = ("audio",)
-
-    @classmethod
-    def placeholder_ids(cls, config: Any) -> dict[Modality, int]:
-        return {"audio": config.audio_token_id}
+    spec = QWEN2_AUDIO
 
     def encode(self, items: list[LoadedMedia]) -> list[EncodedItem]:
         clips = [item for item in items if isinstance(item, LoadedAudio)]
         if len(clips) != len(items):
-            raise ValueError(f"{self.name} encodes audio only")
+            raise ValueError(f"{self.spec.name} encodes audio only")
         extractor = self.processor.feature_extractor
         rate = extractor.sampling_rate
         features = extractor(

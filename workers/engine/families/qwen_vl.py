@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
+from queues.checkpoint.families import QWEN2_VL, QWEN25_VL
 from queues.messages import EncodedMeta
-from queues.types import Modality
 from workers.engine.base import EncodedItem
 from workers.engine.families.base import Family, describe
 from workers.media.types import LoadedImage, LoadedMedia, LoadedVideo
@@ -18,19 +17,13 @@ TOKEN_TYPE = {"image": 1, "video": 2}  # mm_token_type_ids values get_rope_index
 
 
 class Qwen2VL(Family):
-    name = "qwen2-vl"
-    model_types = ("qwen2_vl",)
-    modalities: ClassVar[tuple[Modality, ...]] = ("image", "video")
-
-    @classmethod
-    def placeholder_ids(cls, config: Any) -> dict[Modality, int]:
-        return {"image": config.image_token_id, "video": config.video_token_id}
+    spec = QWEN2_VL
 
     def encode(self, items: list[LoadedMedia]) -> list[EncodedItem]:
         images = {i: item for i, item in enumerate(items) if isinstance(item, LoadedImage)}
         videos = {i: item for i, item in enumerate(items) if isinstance(item, LoadedVideo)}
         if len(images) + len(videos) != len(items):
-            raise ValueError(f"{self.name} encodes images and videos only")
+            raise ValueError(f"{self.spec.name} encodes images and videos only")
         out = {**self._encode_images(images), **self._encode_videos(videos)}
         return [out[i] for i in range(len(items))]
 
@@ -77,7 +70,7 @@ class Qwen2VL(Family):
         # newer transformers need the token types explicitly
         if "mm_token_type_ids" in inspect.signature(get_rope_index).parameters:
             token_types = torch.zeros_like(input_ids)
-            for modality, token in self.placeholder_ids(self.model.config).items():
+            for modality, token in self.placeholder_ids.items():
                 token_types[input_ids == token] = TOKEN_TYPE[modality]
             extra["mm_token_type_ids"] = token_types[None]
         positions, deltas = get_rope_index(input_ids[None], **extra)
@@ -97,8 +90,7 @@ class Qwen2VL(Family):
 class Qwen25VL(Qwen2VL):
     """Same pipeline; video temporal positions are scaled by real time (seconds per grid step)."""
 
-    name = "qwen2.5-vl"
-    model_types = ("qwen2_5_vl",)
+    spec = QWEN25_VL
 
     def _video_timing(self, video: LoadedVideo) -> dict[str, float]:
         return {"second_per_grid_t": self.processor.video_processor.temporal_patch_size / video.fps}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.models import tiny_model_dir
-from workers.engine.model_info import ModelInfo
-from workers.engine.segments import SegmentEncoder
+from queues.checkpoint import Checkpoint
+from queues.checkpoint.segments import SegmentEncoder
 
 TEXTS = [
     "",
@@ -23,17 +23,17 @@ TEXTS = [
 
 @pytest.mark.parametrize("family", ["qwen2-vl", "qwen2-audio"])
 def test_ids_equal_the_tokenizer_cold_warm_and_evicting(family: str) -> None:
-    backend = ModelInfo.load(tiny_model_dir(family)).tokenizer
+    backend = Checkpoint.load(tiny_model_dir(family)).tokenizer
     encoder = SegmentEncoder.for_tokenizer(backend)
     small = SegmentEncoder.for_tokenizer(backend, capacity=2)
     assert encoder is not None and small is not None
     for _ in range(2):  # the second round comes from the remembered pieces
         for text in TEXTS:
-            expected = backend.backend_tokenizer.encode(text).ids
+            expected = backend.encode(text).ids
             assert encoder.encode(text) == expected, text
             assert small.encode(text) == expected, text
 
 
 def test_not_used_where_pieces_depend_on_their_place() -> None:
     # LLaVA's Llama tokenizer adds BOS and prefixes only the first piece with a space marker
-    assert SegmentEncoder.for_tokenizer(ModelInfo.load(tiny_model_dir("llava")).tokenizer) is None
+    assert SegmentEncoder.for_tokenizer(Checkpoint.load(tiny_model_dir("llava")).tokenizer) is None

@@ -15,14 +15,15 @@ from __future__ import annotations
 import json
 import re
 from collections import OrderedDict
-from typing import Any
+
+from tokenizers import Tokenizer
 
 PROBE = "a b"
 MAX_PIECE_CHARS = 8192  # longer pieces are tokenized every time, not kept
 
 
 class SegmentEncoder:
-    def __init__(self, backend: Any, added: dict[str, int], capacity: int = 1024) -> None:
+    def __init__(self, backend: Tokenizer, added: dict[str, int], capacity: int = 1024) -> None:
         self._backend = backend
         self._added = added
         ordered = sorted(added, key=len, reverse=True)  # leftmost-longest, as the tokenizer matches
@@ -31,12 +32,9 @@ class SegmentEncoder:
         self._pieces: OrderedDict[str, list[int]] = OrderedDict()
 
     @classmethod
-    def for_tokenizer(cls, tokenizer: Any, capacity: int = 1024) -> SegmentEncoder | None:
-        """An encoder giving exactly `backend_tokenizer.encode(text).ids`, or None when the
-        tokenizer's own cut cannot be reproduced piece by piece."""
-        backend = getattr(tokenizer, "backend_tokenizer", None)
-        if backend is None or not hasattr(backend, "encode_batch_fast"):
-            return None
+    def for_tokenizer(cls, backend: Tokenizer, capacity: int = 1024) -> SegmentEncoder | None:
+        """An encoder giving exactly `backend.encode(text).ids`, or None when the tokenizer's own
+        cut cannot be reproduced piece by piece."""
         tokens = list(backend.get_added_tokens_decoder().items())
         if not tokens:
             return None
