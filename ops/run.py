@@ -7,7 +7,9 @@ waits until its own front door answers /ready, then prints `Ready: http://127.0.
 curl command that sends an image. A port already in use stops it before anything starts.
 
 Ctrl-C stops the front door and the workers first (they drain: QUEUE_GRACE_S), then Redis.
-TRIPTYCH_CACHE moves the directory where the tiny model is built (default `.cache/`).
+Its own settings (`LaunchSettings`): TRIPTYCH_CACHE moves the directory where the tiny model is
+built (default `.cache/`), READY_TIMEOUT_S bounds the wait for /ready. The variables it passes on
+(MODE, HOST, PORT, MODEL, REDIS_URL ...) it reads as they are, and AUTOSCALE picks the Procfile.
 """
 
 from __future__ import annotations
@@ -21,10 +23,14 @@ import socket
 import sys
 import uuid
 from pathlib import Path
+from typing import NoReturn
+
+import msgspec
 
 from ops.processes import ROOT, NotReady, wait_ready
 from ops.procfile import Runner, StopSignals, parse
 from ops.redis import RedisServer
+from queues.config import env_names, from_env
 from queues.types import MODES
 
 RANDOM_WEIGHTS = """The model is a tiny Qwen2-VL with random weights, built to test the system: its answers
@@ -32,19 +38,23 @@ are gibberish. To serve a real checkpoint: MODEL=/path/to/checkpoint make run (R
 """
 
 
+class LaunchSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_names("")):
+    triptych_cache: str = ""  # empty: .cache/ in the checkout
+    ready_timeout_s: float = 300.0
+
+
 def step(message: str) -> None:
     print(f"==> {message}", flush=True)
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     print(f"make run failed: {message}", file=sys.stderr, flush=True)
     sys.exit(1)
 
 
-def tiny_model() -> Path:
+def tiny_model(cache: Path) -> Path:
     from ops import tiny_model as builder
 
-    cache = Path(os.environ.get("TRIPTYCH_CACHE", ROOT / ".cache"))
     target = cache / "run" / "tiny-qwen2-vl"
     if not (target / "config.json").exists():
         step(f"building the tiny qwen2-vl model into {target}")
@@ -85,6 +95,10 @@ def port_in_use(host: str, port: int) -> bool:
 
 
 def main() -> None:
+    try:
+        settings = from_env(LaunchSettings)
+    except ValueError as exc:
+        fail(str(exc))
     mode = os.environ.get("MODE", "e-p-d")
     if mode not in MODES:
         fail(f"MODE={mode} is not one of {', '.join(MODES)}")
@@ -94,7 +108,8 @@ def main() -> None:
     if port_in_use(host, port):
         fail(f"port {port} is already in use on {host}; free it or choose another: PORT={port + 1} make run")
     own_model = not os.environ.get("MODEL")
-    model = str(tiny_model()) if own_model else os.environ["MODEL"]
+    cache = Path(settings.triptych_cache or ROOT / ".cache")
+    model = str(tiny_model(cache)) if own_model else os.environ["MODEL"]
     if not Path(model, "config.json").exists():
         fail(f"MODEL={model} is not a checkpoint directory (no config.json)")
     redis: RedisServer | None = None
@@ -125,8 +140,7 @@ def main() -> None:
     try:
         step("waiting for every stage to be ready (models load)")
         try:
-            timeout = float(os.environ.get("READY_TIMEOUT_S", "300"))
-            wait_ready(url, runner.exited_name, timeout, instance=instance)
+            wait_ready(url, runner.exited_name, settings.ready_timeout_s, instance=instance)
         except NotReady as exc:
             runner.stop("not ready")
             fail(f"{exc}; see the log above")

@@ -50,6 +50,8 @@ SETTINGS: dict[str, str] = {
     "workers.media.config:MediaConfig": "workers/media/config.py",
     "queues.transfer.config:TransferConfig": "queues/transfer/config.py",
     "ops.autoscale.settings:AutoscaleSettings": "ops/autoscale/__init__.py",
+    "ops.run:LaunchSettings": "README.md",
+    "ops.redis:RedisServerSettings": "README.md",
 }
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)", re.IGNORECASE)

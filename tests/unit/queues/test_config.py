@@ -23,9 +23,6 @@ PACKAGES = ("app", "queues", "workers", "ops")
 # Variables the README lists that no settings class reads, and the file that reads them.
 READ_ELSEWHERE = {
     "AUTOSCALE": "ops/run.py",  # the launcher picks its Procfile with it
-    "READY_TIMEOUT_S": "ops/run.py",
-    "TRIPTYCH_CACHE": "ops/run.py",
-    "REDIS_SERVER_BIN": "ops/redis.py",
     "ENGINE_SGLANG_ARGS": "workers/engine/sglang/loader.py",
 }
 
