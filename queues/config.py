@@ -18,8 +18,8 @@ How a variable's text becomes a value, the same for every class:
   MediaConfig's `image` limits come from `MEDIA_IMAGE_MAX_BYTES`, `MEDIA_IMAGE_READ_TIMEOUT_S` ...;
   nested fields not set keep the values of the outer field's default.
 
-A bad value raises ValueError naming the variable, e.g.
-`bad configuration: QUEUE_LEASE_S='soon': Expected `float`, got `str``.
+A bad value raises ValueError naming the variable and its text, e.g.
+"bad configuration: QUEUE_LEASE_S='soon': Expected `float`, got `str`".
 """
 
 from __future__ import annotations
