@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.models import tiny_model_dir
 from queues.checkpoint import Checkpoint
 from queues.checkpoint.segments import SegmentEncoder
+from tests.models import tiny_model_dir
 
 TEXTS = [
     "",
