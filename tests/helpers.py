@@ -48,7 +48,9 @@ async def wait_for(condition: Callable[[], Awaitable[bool]], within: float = 30.
     raise AssertionError(f"timed out after {within}s waiting for {what or condition}")
 
 
-def make_job(behaviour: str = "noop", route: tuple[Stage, ...] = ("prefill",), deadline_s: float = 120.0) -> Job:
+def make_job(
+    behaviour: str = "noop", route: tuple[Stage, ...] = ("prefill",), deadline_s: float = 120.0
+) -> Job:
     now = time.time()
     request = Request(
         id=uuid.uuid4().hex,

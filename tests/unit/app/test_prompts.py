@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from app.prompts import PromptRenderer
-from tests.models import tiny_model_dir
 from queues.checkpoint import Checkpoint
+from tests.models import tiny_model_dir
 
 
 def ask(text: str, images: int = 0) -> list[dict[str, Any]]:

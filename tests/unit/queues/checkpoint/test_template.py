@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jinja2
 import pytest
 from transformers.utils.chat_template_utils import render_jinja_template
@@ -15,7 +17,7 @@ TEMPLATE = (
     "{% if loop.index > 5 %}{% break %}{% endif %}{% endfor %}{{ ns.n }}"
     "{% if add_generation_prompt %}<a>{% endif %}"
 )
-MESSAGES = [
+MESSAGES: list[dict[str, Any]] = [
     {"role": "system", "content": "Sé breve <b>&</b> 你好"},
     {"role": "user", "content": {"nested": ["x", 1, None]}},
     {"role": "assistant", "content": "ok"},
@@ -24,7 +26,8 @@ MESSAGES = [
 
 def test_renders_as_transformers_renders() -> None:
     ours = compile_template(TEMPLATE).render(messages=MESSAGES, add_generation_prompt=True)
-    [theirs], _ = render_jinja_template([MESSAGES], chat_template=TEMPLATE, add_generation_prompt=True)
+    rendered: Any = render_jinja_template([MESSAGES], chat_template=TEMPLATE, add_generation_prompt=True)
+    [theirs], _ = rendered  # (texts, generation indices), whatever its annotation says
     assert ours == theirs
     assert "你好" in ours and "<b>&</b>" in ours  # tojson keeps non-ASCII and does not HTML-escape
 
