@@ -23,7 +23,9 @@ def loaded_after(module: str) -> list[str]:
         f"importlib.import_module({module!r})\n"
         f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
     loaded: list[str] = json.loads(out.stdout.strip().splitlines()[-1])
     return loaded
 

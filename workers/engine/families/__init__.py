@@ -5,7 +5,7 @@ What config.json says of a family (model types, modalities, placeholders) is `qu
 
 from __future__ import annotations
 
-from queues.checkpoint import FAMILIES, FamilySpec
+from queues.checkpoint import FamilySpec
 from workers.engine.families.base import Family
 from workers.engine.families.llava import Llava
 from workers.engine.families.qwen2_audio import Qwen2Audio
