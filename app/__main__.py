@@ -16,7 +16,7 @@ from app.settings import AppSettings
 from app.transport import GatheringHttpToolsProtocol
 from queues.config import RuntimeConfig, from_env
 from queues.logs import setup_logging
-from workers.media.config import MediaConfig
+from queues.media.config import MediaConfig
 
 
 def app_from_env() -> Starlette:

@@ -17,10 +17,10 @@ from app.types import (
     TextPart,
     VideoPart,
 )
+from queues.media.config import MediaConfig
+from queues.media.errors import MediaError
+from queues.media.validate import validate_media_ref
 from queues.messages import MediaRef
-from workers.media.config import MediaConfig
-from workers.media.errors import MediaError
-from workers.media.validate import validate_media_ref
 
 # input_audio formats OpenAI accepts, and the media type of the data URL each becomes
 AUDIO_FORMATS = {

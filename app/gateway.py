@@ -1,41 +1,17 @@
-"""The front door's side of the queues: submit a request, relay its events, cancel it.
-
-`submit()` subscribes to the request's token channel *before* enqueueing its job (pub/sub keeps
-nothing for a late subscriber), then yields the request's events in order. If the caller stops
-early (client disconnect, deadline), the request is cancelled in every stage that holds it.
-"""
+"""The front door's queue client, with its refusals as HTTP errors (429 backlog_full, 503
+no_workers / queue_unavailable, each with Retry-After)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from collections.abc import AsyncGenerator, AsyncIterator
-
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from app.errors import APIError
-from queues.admission import WorkerWatch
-from queues.cancel import cancel_request
-from queues.channel import Output, TokenStream
+from queues.client import QueueClient, Submission
 from queues.config import RuntimeConfig
-from queues.connection import check_server, connect
-from queues.errors import BacklogFull
-from queues.heartbeat import live_consumers
-from queues.keys import Keys
-from queues.messages import ErrorEvent, Job, ProgressEvent, Request
-from queues.producer import Producer
-from queues.pubsub import Subscriber
+from queues.errors import BacklogFull, NoWorkers, QueueUnavailable
+from queues.messages import Request
 from queues.types import Stage
 
-log = logging.getLogger(__name__)
 
-_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError, TimeoutError)
-
-
-class Gateway:
+class Gateway(QueueClient):
     def __init__(
         self,
         config: RuntimeConfig,
@@ -44,188 +20,22 @@ class Gateway:
         stages: list[Stage] | None = None,
         admission_timeout_s: float = 30.0,
     ) -> None:
-        self.config = config
-        self.keys = Keys(config.key_prefix)
-        self.redis = connect(config)
-        self.subscriber = Subscriber(self.redis, timeout_s=config.redis_timeout_s)
-        self.producer = Producer(self.redis, self.keys, config.backlog_limit)
+        super().__init__(config, stages=stages, admission_timeout_s=admission_timeout_s)
         self.retry_after_s = retry_after_s
-        self.admission_timeout_s = admission_timeout_s
-        self.open: set[TokenStream] = set()  # the token streams of requests in flight
-        interval = min(config.heartbeat_s, 1.0)
-        self.workers = WorkerWatch(self.redis, self.keys, stages or [], interval) if stages else None
-
-    async def start(self) -> None:
-        await check_server(self.redis)
-        await self.subscriber.start()
-        if self.workers is not None:
-            await self.workers.start()
-
-    async def close(self) -> None:
-        if self.workers is not None:
-            await self.workers.close()
-        await self.subscriber.close()
-        await self.redis.aclose()
-
-    def _no_workers(self, missing: list[str], waited: bool = False) -> APIError:
-        stages = ", ".join(missing)
-        message = f"no worker is running for the {stages} stage{'s' if len(missing) > 1 else ''}"
-        message += f" (none started within {self.admission_timeout_s:g} s)" if waited else ""
-        return APIError(503, message + "; retry shortly", code="no_workers", retry_after=self.retry_after_s)
-
-    async def _missing(self, route: list[Stage]) -> tuple[list[str], bool]:
-        """Stages of the route with no live worker, and whether an autoscaler starts all of them."""
-        if self.workers is None:
-            return [], False
-        try:
-            missing, view = await self.workers.missing(route)
-        except (*_UNAVAILABLE, RedisError) as exc:
-            raise self._unavailable(exc) from None
-        return missing, all(stage in view.scalable for stage in missing)
-
-    async def _await_workers(self, submission: Submission, missing: list[str]) -> None:
-        """An autoscaler starts workers once it sees the job: wait for them, a bounded time."""
-        assert self.workers is not None
-        deadline = asyncio.get_running_loop().time() + self.admission_timeout_s
-        while missing:
-            if asyncio.get_running_loop().time() >= deadline:
-                await submission.withdraw()
-                raise self._no_workers(missing, waited=True)
-            await asyncio.sleep(0.25)
-            with contextlib.suppress(*_UNAVAILABLE, RedisError):
-                missing = (await self.workers.refresh()).missing(missing)
-
-    def _unavailable(self, exc: BaseException) -> APIError:
-        log.warning("Redis unavailable: %s", exc)
-        return APIError(
-            503,
-            "the job queue is unavailable; retry shortly",
-            code="queue_unavailable",
-            retry_after=self.retry_after_s,
-        )
 
     async def accept(self, request: Request) -> Submission:
-        """Subscribe to the request's channel, then enqueue its first job. Raises APIError 429 when the
-        backlog is full, 503 when Redis is unreachable or a stage of the route has no live worker
-        (after `admission_timeout_s` when an autoscaler starts them); nothing is accepted then."""
-        missing, scalable = await self._missing(request.route)
-        if missing and not scalable:
-            raise self._no_workers(missing)
-        stream = TokenStream(
-            self.subscriber,
-            self.redis,
-            self.keys,
-            request.id,
-            silence_s=self.config.silence_s,
-            gap_s=self.config.gap_s,
-            deadline=request.deadline,
-        )
-        job = Job(request=request, stage=request.route[0])
+        """`submit(request)`; a refusal raises its APIError."""
         try:
-            # SUBSCRIBE and the enqueue on one connection, in that order: no event can be missed
-            try:
-                reply = await stream.open_with(*self.producer.command(job))
-            except NoScriptError:  # Redis restarted: load the script; the subscription is live
-                await self.producer.load_script()
-                reply = await self.producer.enqueue(job)
-            entry_id = self.producer.entry_id(job, reply)
-        except BaseException as exc:
-            with contextlib.suppress(*_UNAVAILABLE, RedisError):
-                await stream.close()
-            if isinstance(exc, BacklogFull):
-                raise APIError(
-                    429,
-                    f"the server is at capacity ({exc.limit} jobs waiting at {job.stage}); retry shortly",
-                    code="backlog_full",
-                    retry_after=self.retry_after_s,
-                ) from None
-            if isinstance(exc, (*_UNAVAILABLE, RedisError)):
-                raise self._unavailable(exc) from None
-            raise
-        where = self.keys.stream(job.stage)
-        stream.location = ProgressEvent(stage=job.stage, stream=where, entry_id=entry_id)
-        submission = Submission(self, stream)
-        self.open.add(stream)
-        if missing:
-            await self._await_workers(submission, missing)
-        return submission
-
-    def interrupt_all(self, event: ErrorEvent) -> None:
-        """End every request in flight with `event` (the front door is stopping)."""
-        for stream in list(self.open):
-            stream.interrupt(event)
-
-    async def ready(self, stages: list[Stage]) -> dict[str, object]:
-        """Redis reachable, and every stage of the mode has at least one live worker."""
-        report: dict[str, object] = {}
-        try:
-            await self.redis.ping()
-        except _UNAVAILABLE as exc:
-            return {"redis": f"unreachable: {exc}"}
-        # the token channel too: without it no request can be accepted
-        report["redis"] = "ok" if self.subscriber.connected else "pub/sub connection down"
-        for stage in stages:
-            report[stage] = len(await live_consumers(self.redis, self.keys, stage))
-        return report
-
-    async def backlog(self, stages: list[Stage]) -> dict[str, tuple[int, int]]:
-        """Per stage: (entries in the stream, entries being worked on)."""
-        pipe = self.redis.pipeline(transaction=False)
-        for stage in stages:
-            pipe.xlen(self.keys.stream(stage))
-            pipe.xpending(self.keys.stream(stage), self.keys.group(stage))
-        replies = await pipe.execute(raise_on_error=False)
-        result: dict[str, tuple[int, int]] = {}
-        for i, stage in enumerate(stages):
-            length, pending = replies[2 * i], replies[2 * i + 1]
-            waiting = int(length) if isinstance(length, int) else 0
-            working = int(pending["pending"]) if isinstance(pending, dict) else 0
-            result[stage] = (waiting, working)
-        return result
-
-
-class Submission:
-    """An accepted request: its events, in order, until the final one; `close()` always.
-
-    Closing before the final event (client gone, deadline passed) cancels the request in every
-    stage that holds it."""
-
-    def __init__(self, gateway: Gateway, stream: TokenStream) -> None:
-        self._gateway = gateway
-        self._stream = stream
-        self._finished = False
-        self._events: AsyncGenerator[Output, None] | None = None
-
-    def events(self) -> AsyncIterator[Output]:
-        if self._events is None:
-            self._events = self._relay()
-        return self._events
-
-    async def _relay(self) -> AsyncGenerator[Output, None]:
-        # Readers stop at the final event without exhausting the generators; closing them here, not
-        # by the garbage collector, spares the event loop a thread-safe wake-up and a task each.
-        async with contextlib.aclosing(self._stream.events()) as events:
-            async for event in events:
-                if isinstance(event, ErrorEvent) or event.finish_reason is not None:
-                    self._finished = True
-                yield event
-
-    async def withdraw(self) -> None:
-        """Take the job back before any worker ran it: its entry deleted, and cancelled in case a
-        worker read it meanwhile."""
-        where = self._stream.location
-        if where is not None:
-            with contextlib.suppress(*_UNAVAILABLE, RedisError):
-                await self._gateway.redis.xdel(where.stream, where.entry_id)
-        await self.close()
-
-    async def close(self) -> None:
-        if self._events is not None:
-            await self._events.aclose()
-        gateway = self._gateway
-        gateway.open.discard(self._stream)
-        with contextlib.suppress(*_UNAVAILABLE, RedisError):
-            await self._stream.close()
-            if not self._finished:
-                request_id = self._stream.request_id
-                await cancel_request(gateway.redis, gateway.keys, request_id, gateway.config.cancel_ttl_s)
+            return await self.submit(request)
+        except BacklogFull as exc:
+            message = (
+                f"the server is at capacity ({exc.limit} jobs waiting at {request.route[0]}); retry shortly"
+            )
+            raise APIError(429, message, code="backlog_full", retry_after=self.retry_after_s) from None
+        except NoWorkers as exc:
+            raise APIError(
+                503, f"{exc}; retry shortly", code="no_workers", retry_after=self.retry_after_s
+            ) from None
+        except QueueUnavailable:
+            message = "the job queue is unavailable; retry shortly"
+            raise APIError(503, message, code="queue_unavailable", retry_after=self.retry_after_s) from None

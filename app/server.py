@@ -42,9 +42,9 @@ from app.types import ChatCompletionRequest, ModelCard, ModelList
 from queues.checkpoint import Checkpoint
 from queues.config import RuntimeConfig
 from queues.logs import request_id
+from queues.media.config import MediaConfig
 from queues.messages import Request
 from queues.types import route, stages
-from workers.media.config import MediaConfig
 
 VERSION = "0.1.0"
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 Every setting of every process is a field of a settings class: a msgspec Struct whose encoded
 field names are the environment variable names (set with `rename=`). `from_env(Settings)` reads
-them; `SETTINGS` lists every class, and the document whose table lists its variables.
+them; `ops.settings.SETTINGS` lists every class, and the document whose table lists its variables.
 
 How a variable's text becomes a value, the same for every class:
 
@@ -24,7 +24,6 @@ A bad value raises ValueError naming the variable and its text, e.g.
 
 from __future__ import annotations
 
-import importlib
 import math
 import os
 import re
@@ -36,23 +35,6 @@ import msgspec
 
 T = TypeVar("T", bound=msgspec.Struct)
 
-# Every settings class ("module:Class") and the document whose table lists all its variables; the
-# README's configuration section points to the ones that are not README.md itself. A test checks
-# both directions (tests/unit/queues/test_config.py). Imported lazily: most are heavy or unrelated.
-SETTINGS: dict[str, str] = {
-    "queues.config:RuntimeConfig": "README.md",
-    "queues.logs:LogSettings": "README.md",
-    "queues.metrics:WorkerMetricsSettings": "README.md",
-    "queues.heartbeat:ConsumerSettings": "README.md",
-    "app.settings:AppSettings": "README.md",
-    "app.probe:ProbeSettings": "README.md",
-    "workers.settings:WorkerSettings": "README.md",
-    "workers.media.config:MediaConfig": "workers/media/config.py",
-    "queues.transfer.config:TransferConfig": "queues/transfer/config.py",
-    "ops.autoscale.settings:AutoscaleSettings": "ops/autoscale/__init__.py",
-    "ops.run:LaunchSettings": "README.md",
-    "ops.redis:RedisServerSettings": "README.md",
-}
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)", re.IGNORECASE)
 _POWERS = {"k": 1, "m": 2, "g": 3, "t": 4}
@@ -97,15 +79,6 @@ def from_env(cls: type[T], env: Mapping[str, str] | None = None, **values: Any) 
 def describe(cls: type[msgspec.Struct]) -> list[tuple[str, str]]:
     """(variable, default) pairs of a settings class, nested structs included, for docs and `--help`."""
     return _describe(cls, "", None)
-
-
-def registered() -> dict[type[msgspec.Struct], str]:
-    """The classes of `SETTINGS`, imported, with their documents."""
-    classes: dict[type[msgspec.Struct], str] = {}
-    for path, doc in SETTINGS.items():
-        module, _, name = path.partition(":")
-        classes[getattr(importlib.import_module(module), name)] = doc
-    return classes
 
 
 def _build(cls: type[T], env: Mapping[str, str], prefix: str, values: Mapping[str, Any], base: T | None) -> T:

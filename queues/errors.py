@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from queues.types import Stage
+
+# Redis cannot be reached: redis-py's connection and timeout errors and the socket errors under them
+# (the built-in ConnectionError and TimeoutError are OSErrors). Everything else is a reply.
+UNREACHABLE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 class JobError(Exception):
@@ -53,6 +60,23 @@ class BacklogFull(Exception):
         super().__init__(f"backlog of {stream} is at its limit of {limit} jobs")
         self.stream = stream
         self.limit = limit
+
+
+class QueueUnavailable(Exception):
+    """Redis cannot be reached (or answered with an error): nothing was accepted. The front door
+    answers 503."""
+
+
+class NoWorkers(Exception):
+    """No live worker runs these stages of the request's route (`waited`: none started within the
+    admission timeout, though an autoscaler announced them). Nothing was accepted. 503."""
+
+    def __init__(self, missing: list[Stage], waited_s: float | None = None) -> None:
+        stages = ", ".join(missing)
+        message = f"no worker is running for the {stages} stage{'s' if len(missing) > 1 else ''}"
+        super().__init__(message + (f" (none started within {waited_s:g} s)" if waited_s is not None else ""))
+        self.missing = missing
+        self.waited_s = waited_s
 
 
 class UnreadableMessage(Exception):

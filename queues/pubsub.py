@@ -17,15 +17,14 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from queues.errors import UNREACHABLE
 from queues.stopping import cancel_and_wait
 from queues.wire import Wire
 
 log = logging.getLogger(__name__)
 
 Callback = Callable[[bytes], None]
-_DISCONNECTS = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
 
 
 class Subscriber:
@@ -153,7 +152,7 @@ class Subscriber:
                 await asyncio.sleep(backoff)
                 try:
                     await self._connect()
-                except _DISCONNECTS as exc:
+                except UNREACHABLE as exc:
                     backoff = min(backoff * 2, 1.0)
                     log.debug("pub/sub reconnect failed: %s", exc)
                     continue
@@ -168,7 +167,7 @@ class Subscriber:
         wire breaks it, and `_run` reconnects."""
         while not wire.closed:
             await asyncio.sleep(self._ping_s)
-            with contextlib.suppress(*_DISCONNECTS):
+            with contextlib.suppress(*UNREACHABLE):
                 wire.send("PING")
 
     def _pushed(self, push: list[Any]) -> None:

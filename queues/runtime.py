@@ -27,16 +27,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import msgspec
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from queues.batching import Batcher
 from queues.cancel import CancelWatcher
 from queues.channel import TokenPublisher
 from queues.config import RuntimeConfig
 from queues.connection import check_server, connect
-from queues.errors import FatalError, Rerun, UnreadableMessage
+from queues.errors import UNREACHABLE, FatalError, Rerun, UnreadableMessage
 from queues.heartbeat import Heartbeat
 from queues.keys import Keys
 from queues.logs import request_id
@@ -46,8 +44,6 @@ from queues.scripts import Call, renew_script, settle_script
 from queues.wire import WireLink
 
 log = logging.getLogger(__name__)
-
-_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
 
 Fields = dict[Any, bytes | str]  # stream entry fields as written
@@ -201,7 +197,7 @@ class StageWorker:
         for loop in loops:
             loop.cancel()
         await asyncio.gather(*loops, return_exceptions=True)
-        with contextlib.suppress(*_UNAVAILABLE, RedisError):
+        with contextlib.suppress(*UNREACHABLE, RedisError):
             await self._heartbeat.clear()
         await self._settles.close()
         await self.publisher.close()
@@ -227,7 +223,7 @@ class StageWorker:
                     await self._ensure_group()
                 else:
                     log.warning("%s failed: %s", step.__name__, exc)
-            except _UNAVAILABLE as exc:
+            except UNREACHABLE as exc:
                 log.warning("%s: Redis unavailable: %s", step.__name__, exc)
 
     # ---- reading ---------------------------------------------------------------------------
@@ -253,7 +249,7 @@ class StageWorker:
             log.warning("consumer group %s is gone (Redis lost its data?): recreating it", self.group)
             await self._ensure_group()
             return
-        except _UNAVAILABLE as exc:
+        except UNREACHABLE as exc:
             log.warning("reading %s: Redis unavailable: %s", self.stream, exc)
             await asyncio.sleep(min(self.config.redis_timeout_s, 1.0))
             return
@@ -496,7 +492,7 @@ class StageWorker:
                     log.warning("entry %s is gone with its group (Redis lost its data)", entry.id)
                     return False
                 raise
-            except _UNAVAILABLE as exc:
+            except UNREACHABLE as exc:
                 if time.monotonic() > give_up:
                     log.error("could not settle %s (Redis unavailable): left pending", entry.id)
                     return False

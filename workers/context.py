@@ -17,13 +17,13 @@ import torch
 from queues.config import RuntimeConfig, from_env
 from queues.connection import connect
 from queues.keys import Keys
+from queues.media.config import MediaConfig
 from queues.transfer import TensorTransfer, TransferConfig
 from workers.engine.base import EncodedItem, Engine
 from workers.engine.limits import EngineLimits
 from workers.engine.loader import load_engine
 from workers.engine.mock import MockEngine, MockTimings
 from workers.engine.model_info import ModelInfo
-from workers.media.config import MediaConfig
 from workers.media.encoder_cache import EncoderOutputCache
 from workers.media.loader import MediaLoader
 from workers.settings import WorkerSettings

@@ -16,6 +16,7 @@ import msgspec
 import torch
 
 from queues.errors import FatalError, Rerun
+from queues.media.errors import MediaError
 from queues.messages import DecodeState, Encoded, Job, MediaRef, Prefilled
 from queues.metrics import observe_step
 from queues.runtime import JobContext
@@ -24,7 +25,6 @@ from queues.types import Stage
 from workers.context import WorkerContext
 from workers.emitter import TokenEmitter
 from workers.engine.base import EncodedItem, PrefillResult
-from workers.media.errors import MediaError
 from workers.media.types import LoadedMedia
 
 

@@ -40,9 +40,9 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from queues.media.config import MediaConfig
 from queues.messages import MediaRef
 from workers.media import synth
-from workers.media.config import MediaConfig
 from workers.media.http import HttpFetcher
 from workers.media.loader import MediaLoader
 from workers.media.video import VideoOptions, decode_video

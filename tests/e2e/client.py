@@ -9,12 +9,12 @@ from typing import Any
 
 import openai
 
+from queues.media.config import MediaConfig
 from queues.messages import MediaRef, SamplingParams
 from tests.e2e.conftest import System
 from tests.unit.engine.oracle import Reference
 from tests.unit.engine.oracle import Request as OracleRequest
 from workers.media import synth
-from workers.media.config import MediaConfig
 from workers.media.loader import MediaLoader
 from workers.media.types import LoadedMedia
 

@@ -15,7 +15,7 @@ import av
 import numpy as np
 import soundfile as sf
 
-from workers.media.errors import MediaError, describe, too_large, undecodable, unsupported
+from queues.media.errors import MediaError, describe, too_large, undecodable, unsupported
 from workers.media.sniff import AUDIO_CONTAINERS, Container, sniff
 from workers.media.types import LoadedAudio
 

@@ -19,11 +19,11 @@ from dataclasses import dataclass, replace
 import httpcore
 import httpx
 
+from queues.media.config import MediaConfig
+from queues.media.errors import MediaError, too_large, upstream
+from queues.media.ssrf import GuardedNetworkBackend, Resolver, system_resolver
+from queues.media.validate import RefValidator
 from queues.types import Modality
-from workers.media.config import MediaConfig
-from workers.media.errors import MediaError, too_large, upstream
-from workers.media.ssrf import GuardedNetworkBackend, Resolver, system_resolver
-from workers.media.validate import RefValidator
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_AGE = re.compile(r"(?:^|,)\s*(?:s-)?max-age\s*=\s*\"?(\d+)", re.IGNORECASE)

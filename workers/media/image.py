@@ -13,7 +13,7 @@ import struct
 import numpy as np
 from PIL import Image, ImageOps
 
-from workers.media.errors import too_large, undecodable, unsupported
+from queues.media.errors import too_large, undecodable, unsupported
 from workers.media.sniff import IMAGE_CONTAINERS, sniff
 
 _PIL_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")  # JPEG also yields MPO (multi-picture) files

@@ -25,19 +25,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
+from queues.media.config import MediaConfig
+from queues.media.dataurl import parse_data_url
+from queues.media.errors import MediaError, undecodable
+from queues.media.ssrf import Resolver, system_resolver
+from queues.media.validate import RefValidator, scheme_of
 from queues.messages import MediaRef
 from queues.types import Modality
 from workers.media.audio import AudioOptions, decode_audio
 from workers.media.cache import ByteLRU, CacheStats
-from workers.media.config import MediaConfig
-from workers.media.dataurl import parse_data_url
-from workers.media.errors import MediaError, undecodable
 from workers.media.http import Fetched, HttpFetcher
 from workers.media.image import decode_image
 from workers.media.singleflight import SingleFlight
-from workers.media.ssrf import Resolver, system_resolver
 from workers.media.types import LoadedImage, LoadedMedia, LoadedVideo
-from workers.media.validate import RefValidator, scheme_of
 from workers.media.video import VideoOptions, decode_video
 
 log = logging.getLogger(__name__)

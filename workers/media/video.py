@@ -24,7 +24,7 @@ from typing import Any
 import av
 import numpy as np
 
-from workers.media.errors import MediaError, describe, too_large, undecodable, unsupported
+from queues.media.errors import MediaError, describe, too_large, undecodable, unsupported
 from workers.media.sniff import VIDEO_CONTAINERS, sniff
 from workers.media.types import LoadedVideo
 

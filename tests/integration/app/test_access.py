@@ -19,9 +19,9 @@ from app.settings import AppSettings
 from ops.redis import RedisServer
 from queues.config import RuntimeConfig
 from queues.logs import JsonFormatter
+from queues.media.config import MediaConfig
 from tests.helpers import Processes, wait_for
 from tests.models import tiny_model_dir
-from workers.media.config import MediaConfig
 
 GARBAGE_PNG = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 64).decode()
 

@@ -22,10 +22,10 @@ from ops.redis import RedisServer
 from queues.config import RuntimeConfig
 from queues.heartbeat import Heartbeat
 from queues.keys import Keys
+from queues.media.config import MediaConfig
 from queues.messages import Request, SamplingParams
 from tests.models import tiny_model_dir
 from workers.media import synth
-from workers.media.config import MediaConfig
 
 KEY = "sk-test-123"
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from queues.media.config import MediaConfig, ModalityLimits
+from queues.media.ssrf import Resolver, system_resolver
 from tests.integration.media.server import MediaServer
-from workers.media.config import MediaConfig, ModalityLimits
 from workers.media.loader import MediaLoader
-from workers.media.ssrf import Resolver, system_resolver
 
 # Short timeouts: the slow-server tests wait for them, never for a default.
 FAST = ModalityLimits(max_bytes=4 << 20, connect_timeout_s=2.0, read_timeout_s=0.5, total_timeout_s=2.0)

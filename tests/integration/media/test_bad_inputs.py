@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
+from queues.media.config import ModalityLimits
+from queues.media.errors import STATUSES, MediaError
 from queues.messages import MediaRef
 from queues.types import Modality
 from tests.integration.media.server import MediaServer
 from tests.unit.media.test_image import png_header_only
 from workers.media import synth
-from workers.media.config import ModalityLimits
-from workers.media.errors import STATUSES, MediaError
 from workers.media.loader import MediaLoader
 
 PNG = synth.image_bytes("PNG")

@@ -8,10 +8,10 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from queues.media.errors import MediaError
 from queues.messages import MediaRef
 from tests.integration.media.server import MediaServer
 from workers.media import synth
-from workers.media.errors import MediaError
 from workers.media.loader import MediaLoader
 from workers.media.types import LoadedAudio, LoadedImage, LoadedVideo
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from queues.media.dataurl import DataUrl
 from queues.messages import MediaRef
 from queues.types import Modality
 from workers.media import loader as loader_module
 from workers.media import synth
-from workers.media.dataurl import DataUrl
 from workers.media.loader import MediaLoader
 from workers.media.types import LoadedAudio, LoadedImage, LoadedVideo
 

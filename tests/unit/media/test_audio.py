@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from queues.media.errors import MediaError
 from workers.media import synth
 from workers.media.audio import AudioOptions, decode_audio, resample
-from workers.media.errors import MediaError
 
 
 def dominant_frequencies(samples: np.ndarray, rate: int, count: int) -> list[float]:

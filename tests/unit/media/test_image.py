@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from queues.media.errors import MediaError
 from workers.media import synth
-from workers.media.errors import MediaError
 from workers.media.image import decode_image
 from workers.media.sniff import sniff
 

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from queues.media.errors import MediaError
 from workers.media import synth
 from workers.media import video as video_module
-from workers.media.errors import MediaError
 from workers.media.video import VideoOptions, decode_video, sample_count, sample_indices
 
 FPS = 10

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from queues.errors import FatalError
+from queues.media.config import MediaConfig
 from queues.messages import Job, MediaRef, Request, SamplingParams
 from tests.models import tiny_model_dir
 from workers import steps
@@ -17,7 +18,6 @@ from workers.engine.limits import EngineLimits
 from workers.engine.mock import MockEngine
 from workers.engine.model_info import ModelInfo
 from workers.media import synth
-from workers.media.config import MediaConfig
 from workers.media.encoder_cache import EncoderOutputCache
 from workers.media.loader import MediaLoader
 from workers.settings import WorkerSettings

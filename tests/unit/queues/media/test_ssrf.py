@@ -8,8 +8,8 @@ import typing
 import httpcore
 import pytest
 
-from workers.media.errors import MediaError
-from workers.media.ssrf import GuardedNetworkBackend, HostPolicy, is_public, literal_ip
+from queues.media.errors import MediaError
+from queues.media.ssrf import GuardedNetworkBackend, HostPolicy, is_public, literal_ip
 
 REFUSED = [
     "127.0.0.1",

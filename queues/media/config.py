@@ -45,8 +45,8 @@ from typing import Any
 import msgspec
 
 from queues.config import env_names, from_env
+from queues.media.ssrf import HostPolicy
 from queues.types import Modality
-from workers.media.ssrf import HostPolicy
 
 MiB = 1024 * 1024
 _REMOTE_SCHEMES = frozenset({"http", "https", "data"})

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
+from queues.media.errors import bad_request, too_large, unsupported
 from queues.types import Modality
-from workers.media.errors import bad_request, too_large, unsupported
 
 _MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
 _MAX_HEADER = 1024  # characters between "data:" and the comma

@@ -7,9 +7,9 @@ import pickle
 import pytest
 
 from queues.config import describe
-from workers.media import config as config_module
-from workers.media.config import MediaConfig, ModalityLimits
-from workers.media.errors import MediaError
+from queues.media import config as config_module
+from queues.media.config import MediaConfig, ModalityLimits
+from queues.media.errors import MediaError
 
 
 def test_defaults_without_environment() -> None:

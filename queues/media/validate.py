@@ -15,12 +15,12 @@ import re
 
 import httpx
 
+from queues.media.config import MediaConfig
+from queues.media.dataurl import check_data_url, parse_data_url
+from queues.media.errors import bad_request
+from queues.media.files import FileSource
+from queues.media.ssrf import HostPolicy, literal_ip
 from queues.messages import MediaRef
-from workers.media.config import MediaConfig
-from workers.media.dataurl import check_data_url, parse_data_url
-from workers.media.errors import bad_request
-from workers.media.files import FileSource
-from workers.media.ssrf import HostPolicy, literal_ip
 
 _HOST_NAME = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?$", re.IGNORECASE)  # httpx gives IDNs as punycode
 _DETAILS = frozenset({"auto", "low", "high"})

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from queues.media.dataurl import media_type_matches, parse_data_url
+from queues.media.errors import MediaError
 from queues.types import Modality
-from workers.media.dataurl import media_type_matches, parse_data_url
-from workers.media.errors import MediaError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import httpcore
 
-from workers.media.errors import MediaError, bad_request, upstream
+from queues.media.errors import MediaError, bad_request, upstream
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

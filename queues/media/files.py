@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from workers.media.errors import MediaError, bad_request, too_large, undecodable
+from queues.media.errors import MediaError, bad_request, too_large, undecodable
 
 _PROC_FD = Path("/proc/self/fd")
 

@@ -9,13 +9,13 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from queues.media.config import MediaConfig
+from queues.media.errors import MediaError
+from queues.media.files import FileSource
+from queues.media.validate import scheme_of, validate_media_ref
 from queues.messages import MediaRef
 from queues.types import Modality
 from workers.media import synth
-from workers.media.config import MediaConfig
-from workers.media.errors import MediaError
-from workers.media.files import FileSource
-from workers.media.validate import scheme_of, validate_media_ref
 
 PNG = synth.image_bytes("PNG")
 PNG_URL = "data:image/png;base64," + base64.b64encode(PNG).decode()
