@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from app.access import Outcome
-from app.errors import APIError
+from app.errors import error_body
 from app.metrics import FrontDoorMetrics
 from app.types import (
     ChatCompletion,
@@ -27,6 +27,7 @@ from app.types import (
     UsageOut,
 )
 from queues.channel import Output
+from queues.errors import ClientError
 from queues.messages import ErrorEvent, TokenEvent, TokenLogprob
 
 _json = msgspec.json.Encoder()
@@ -69,7 +70,7 @@ class Meta:
                 self.outcome.prompt_tokens = event.usage.prompt_tokens
                 self.outcome.completion_tokens = event.usage.completion_tokens
 
-    def failed(self, error: APIError) -> None:
+    def failed(self, error: ClientError) -> None:
         self.outcome.status, self.outcome.code = error.status, error.code
 
     def logprobs(self, items: list[TokenLogprob] | None) -> ChoiceLogprobs | None:
@@ -86,8 +87,8 @@ class Meta:
         return LogprobOut(token=text, logprob=item.logprob, bytes=list(text.encode()), top_logprobs=top)
 
 
-def error_from_event(event: ErrorEvent) -> APIError:
-    return APIError(event.status, event.message, param=event.param, code=event.code, type=event.type)
+def error_from_event(event: ErrorEvent) -> ClientError:
+    return event.error()
 
 
 def _usage(event: TokenEvent) -> UsageOut | None:
@@ -127,7 +128,7 @@ async def collect(events: AsyncIterator[Output], meta: Meta) -> ChatCompletion:
                 usage=usage,
                 timings=event.timings,
             )
-    raise APIError(502, "the token stream ended without a final event", code="stream_lost")
+    raise ClientError(502, "the token stream ended without a final event", code="stream_lost")
 
 
 async def sse(events: AsyncIterator[Output], meta: Meta, include_usage: bool) -> AsyncGenerator[bytes, None]:
@@ -140,7 +141,7 @@ async def sse(events: AsyncIterator[Output], meta: Meta, include_usage: bool) ->
         if isinstance(event, ErrorEvent):
             error = error_from_event(event)
             meta.failed(error)
-            pending += b"data: " + _json.encode(error.body()) + b"\n\n"
+            pending += b"data: " + _json.encode(error_body(error)) + b"\n\n"
             break
         meta.observe(event)
         chunk = _chunk(meta, Delta(content=event.text), event.finish_reason, meta.logprobs(event.logprobs))

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from app.errors import APIError
 from app.settings import AppSettings
 from app.types import (
     UNSUPPORTED_FIELDS,
@@ -17,8 +16,8 @@ from app.types import (
     TextPart,
     VideoPart,
 )
+from queues.errors import ClientError
 from queues.media.config import MediaConfig
-from queues.media.errors import MediaError
 from queues.media.validate import validate_media_ref
 from queues.messages import MediaRef
 
@@ -41,18 +40,18 @@ class Converted:
 def check_fields(body: ChatCompletionRequest) -> None:
     for name in UNSUPPORTED_FIELDS:
         if getattr(body, name) is not None:
-            raise APIError(
+            raise ClientError(
                 400, f"`{name}` is not supported by this server", param=name, code="unsupported_field"
             )
     if body.n not in (None, 1):
-        raise APIError(
+        raise ClientError(
             400,
             "`n` greater than 1 is not supported; send several requests",
             param="n",
             code="unsupported_value",
         )
     if not body.messages:
-        raise APIError(
+        raise ClientError(
             400, "`messages` must hold at least one message", param="messages", code="invalid_value"
         )
 
@@ -78,7 +77,7 @@ def convert(
             ref = _media_ref(part, param)
             url_param = ref.param
             if role != "user":
-                raise APIError(
+                raise ClientError(
                     400,
                     f"{where}: media is only accepted in user messages",
                     param=param,
@@ -86,7 +85,7 @@ def convert(
                 )
             if ref.modality not in modalities:
                 supported = ", ".join(sorted(modalities)) or "text only"
-                raise APIError(
+                raise ClientError(
                     400,
                     f"this model does not accept {ref.modality} input (it takes: {supported})",
                     param=param,
@@ -94,8 +93,8 @@ def convert(
                 )
             try:
                 validate_media_ref(ref, media_config)
-            except MediaError as exc:
-                raise APIError(exc.status, exc.message, param=url_param, code=exc.code) from None
+            except ClientError as exc:
+                raise exc.at(url_param) from None
             parts.append({"type": ref.modality})
             media.append(ref)
         messages.append({"role": role, "content": parts})
@@ -121,7 +120,7 @@ def _media_ref(part: ImagePart | VideoPart | AudioPart | InputAudioPart, where: 
         return MediaRef(modality="audio", url=part.audio_url.url, param=f"{where}.audio_url.url")
     media_type = AUDIO_FORMATS.get(part.input_audio.format.lower())
     if media_type is None:
-        raise APIError(
+        raise ClientError(
             400,
             f"input_audio format {part.input_audio.format!r} is not one of {', '.join(AUDIO_FORMATS)}",
             param=f"{where}.input_audio.format",
@@ -140,7 +139,7 @@ def _check_counts(media: list[MediaRef], settings: AppSettings) -> None:
     for modality, limit in limits.items():
         count = sum(1 for ref in media if ref.modality == modality)
         if count > limit:
-            raise APIError(
+            raise ClientError(
                 400,
                 f"the request holds {count} {modality} items; at most {limit} are accepted",
                 param="messages",

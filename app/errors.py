@@ -1,4 +1,5 @@
-"""API errors in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}` with its status."""
+"""Client errors (`queues.errors.ClientError`) as HTTP responses in OpenAI's shape:
+`{"error": {"message", "type", "param", "code"}}` with the status, and Retry-After when set."""
 
 from __future__ import annotations
 
@@ -6,51 +7,23 @@ import msgspec
 from starlette.responses import Response
 
 from app.types import ErrorBody, ErrorResponse
-
-_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    405: "invalid_request_error",
-    413: "invalid_request_error",
-    415: "invalid_request_error",
-    422: "invalid_request_error",
-    429: "rate_limit_error",
-    502: "server_error",
-    503: "service_unavailable",
-    504: "timeout_error",
-}
+from queues.errors import ClientError
 
 
-class APIError(Exception):
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        code: str,  # required: clients branch on it, metrics count by it
-        param: str | None = None,
-        type: str | None = None,
-        retry_after: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.param = param
-        self.code = code
-        self.type = type or _TYPES.get(status, "server_error")
-        self.retry_after = retry_after
+def error_body(error: ClientError) -> ErrorResponse:
+    return ErrorResponse(
+        ErrorBody(message=error.message, type=error.type, param=error.param, code=error.code)
+    )
 
-    def body(self) -> ErrorResponse:
-        body = ErrorBody(message=self.message, type=self.type, param=self.param, code=self.code)
-        return ErrorResponse(body)
 
-    def response(self) -> Response:
-        headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else None
-        return Response(
-            msgspec.json.encode(self.body()),
-            status_code=self.status,
-            media_type="application/json",
-            headers=headers,
-        )
+def error_response(error: ClientError) -> Response:
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else None
+    return Response(
+        msgspec.json.encode(error_body(error)),
+        status_code=error.status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+APIError = ClientError  # the old name, until the tests that still use it are renamed

@@ -3,10 +3,9 @@ no_workers / queue_unavailable, each with Retry-After)."""
 
 from __future__ import annotations
 
-from app.errors import APIError
 from queues.client import QueueClient, Submission
 from queues.config import RuntimeConfig
-from queues.errors import BacklogFull, NoWorkers, QueueUnavailable
+from queues.errors import BacklogFull, ClientError, NoWorkers, QueueUnavailable
 from queues.messages import Request
 from queues.types import Stage
 
@@ -24,18 +23,20 @@ class Gateway(QueueClient):
         self.retry_after_s = retry_after_s
 
     async def accept(self, request: Request) -> Submission:
-        """`submit(request)`; a refusal raises its APIError."""
+        """`submit(request)`; a refusal raises its ClientError."""
         try:
             return await self.submit(request)
         except BacklogFull as exc:
             message = (
                 f"the server is at capacity ({exc.limit} jobs waiting at {request.route[0]}); retry shortly"
             )
-            raise APIError(429, message, code="backlog_full", retry_after=self.retry_after_s) from None
+            raise ClientError(429, message, code="backlog_full", retry_after=self.retry_after_s) from None
         except NoWorkers as exc:
-            raise APIError(
+            raise ClientError(
                 503, f"{exc}; retry shortly", code="no_workers", retry_after=self.retry_after_s
             ) from None
         except QueueUnavailable:
             message = "the job queue is unavailable; retry shortly"
-            raise APIError(503, message, code="queue_unavailable", retry_after=self.retry_after_s) from None
+            raise ClientError(
+                503, message, code="queue_unavailable", retry_after=self.retry_after_s
+            ) from None

@@ -17,7 +17,7 @@ from typing import TypeVar
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from app.errors import APIError
+from queues.errors import ClientError
 
 T = TypeVar("T")
 DONE = b"data: [DONE]\n\n"
@@ -43,7 +43,7 @@ async def unless_disconnected(receive: Receive, work: Awaitable[T]) -> T:
         if not gone:
             raise
         current.uncancel()
-        raise APIError(499, "the client disconnected", code="client_disconnected") from None
+        raise ClientError(499, "the client disconnected", code="client_disconnected") from None
     finally:
         watcher.cancel()
 
@@ -59,7 +59,7 @@ class EventStreamResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        with contextlib.suppress(APIError):  # the client left: nobody to tell
+        with contextlib.suppress(ClientError):  # the client left: nobody to tell
             await unless_disconnected(receive, self._relay(send))
 
     async def _relay(self, send: Send) -> None:

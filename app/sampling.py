@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import secrets
 
-from app.errors import APIError
 from app.settings import AppSettings
 from app.types import ChatCompletionRequest
 from queues.checkpoint import GenerationDefaults
+from queues.errors import ClientError
 from queues.messages import SamplingParams
 
 MAX_STOP_SEQUENCES = 4
@@ -22,7 +22,7 @@ INT64 = (-(2**63), 2**63 - 1)
 
 def _check(ok: bool, param: str, message: str) -> None:
     if not ok:
-        raise APIError(400, message, param=param, code="invalid_value")
+        raise ClientError(400, message, param=param, code="invalid_value")
 
 
 def resolve_sampling(

@@ -30,7 +30,7 @@ from app.access import CLIENT_LEFT, Outcome, finish
 from app.completions import Meta, collect, sse
 from app.convert import convert
 from app.drain import SHUTTING_DOWN, on_stop_signals
-from app.errors import APIError
+from app.errors import error_response
 from app.gateway import Gateway
 from app.metrics import FrontDoorMetrics
 from app.openapi import build_openapi
@@ -41,6 +41,7 @@ from app.settings import AppSettings
 from app.types import ChatCompletionRequest, ModelCard, ModelList
 from queues.checkpoint import Checkpoint
 from queues.config import RuntimeConfig
+from queues.errors import ClientError
 from queues.logs import request_id
 from queues.media.config import MediaConfig
 from queues.messages import Request
@@ -87,10 +88,10 @@ class FrontDoor:
         started = time.monotonic()
         try:
             return await self._chat(http, started)
-        except APIError as exc:  # refused, or a non-streamed request that failed
+        except ClientError as exc:  # refused, or a non-streamed request that failed
             outcome = Outcome(status=exc.status, code=exc.code)
             finish(self.metrics, self.settings.mode, outcome, time.monotonic() - started)
-            return exc.response()
+            return error_response(exc)
 
     def _finish(self, meta: Meta, started: float) -> None:
         """A served request ended: a stream cut short without a final event is a client that left
@@ -103,7 +104,7 @@ class FrontDoor:
     async def _chat(self, http: HTTPRequest, started: float) -> Response:
         body = _decode(await _read_body(http, self.settings.max_body_bytes))
         if body.model is not None and body.model != self.model_id:
-            raise APIError(
+            raise ClientError(
                 404,
                 f"the model `{body.model}` does not exist; this server serves `{self.model_id}`",
                 param="model",
@@ -114,9 +115,9 @@ class FrontDoor:
             prompt_ids = self.prompts.render(converted.messages)
         except ValueError as exc:
             message = f"the messages could not be rendered: {exc}"
-            raise APIError(400, message, param="messages", code="invalid_messages") from None
+            raise ClientError(400, message, param="messages", code="invalid_messages") from None
         if len(prompt_ids) > self.max_prompt:
-            raise APIError(
+            raise ClientError(
                 400,
                 f"the prompt has {len(prompt_ids)} tokens; the limit is {self.max_prompt}",
                 param="messages",
@@ -204,24 +205,24 @@ def _decode(raw: bytes) -> ChatCompletionRequest:
         param = text.rsplit("- at `", 1)[-1].rstrip("`") if "- at `" in text else None
         if "unknown field" in text:
             field = text.split("`")[1]
-            raise APIError(400, f"unknown field `{field}`", param=field, code="unknown_field") from None
-        raise APIError(400, f"invalid request: {text}", param=param, code="invalid_value") from None
+            raise ClientError(400, f"unknown field `{field}`", param=field, code="unknown_field") from None
+        raise ClientError(400, f"invalid request: {text}", param=param, code="invalid_value") from None
     except msgspec.DecodeError as exc:
-        raise APIError(400, f"the body is not valid JSON: {exc}", code="invalid_json") from None
+        raise ClientError(400, f"the body is not valid JSON: {exc}", code="invalid_json") from None
     except RecursionError:
-        raise APIError(400, "the body's JSON is nested too deeply", code="invalid_json") from None
+        raise ClientError(400, "the body's JSON is nested too deeply", code="invalid_json") from None
 
 
 async def _read_body(http: HTTPRequest, limit: int) -> bytes:
     declared = http.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise APIError(413, f"the request body is larger than {limit} bytes", code="body_too_large")
+        raise ClientError(413, f"the request body is larger than {limit} bytes", code="body_too_large")
     chunks: list[bytes] = []
     size = 0
     async for chunk in http.stream():
         size += len(chunk)
         if size > limit:
-            raise APIError(413, f"the request body is larger than {limit} bytes", code="body_too_large")
+            raise ClientError(413, f"the request body is larger than {limit} bytes", code="body_too_large")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -242,7 +243,7 @@ class AuthMiddleware:
         valid = any(hmac.compare_digest(token.strip(), key) for key in self.keys)
         if scheme.lower() != b"bearer" or not valid:
             message = "a valid API key is required (Authorization: Bearer <key>)"
-            await APIError(401, message, code="invalid_api_key").response()(scope, receive, send)
+            await error_response(ClientError(401, message, code="invalid_api_key"))(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
@@ -250,11 +251,13 @@ class AuthMiddleware:
 async def _http_error(http: HTTPRequest, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return APIError(exc.status_code, str(exc.detail), code=code).response()
+    return error_response(ClientError(exc.status_code, str(exc.detail), code=code))
 
 
 async def _server_error(http: HTTPRequest, exc: Exception) -> Response:
-    return APIError(500, "internal server error", type="server_error", code="internal_error").response()
+    return error_response(
+        ClientError(500, "internal server error", type="server_error", code="internal_error")
+    )
 
 
 def create_app(settings: AppSettings, runtime: RuntimeConfig, media: MediaConfig) -> Starlette:

@@ -1,6 +1,9 @@
-"""Typed errors of the job runtime: how a handler says what went wrong and what should happen next."""
+"""Typed errors: what a client is told (`ClientError`), how a stage handler says what should happen
+next (`Rerun`), the queue's refusals, and which exceptions mean Redis cannot be reached."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -16,31 +19,71 @@ class JobError(Exception):
     """Base of the errors a stage handler raises on purpose."""
 
 
-class RetryableError(JobError):
-    """A transient failure: the job is retried at the same stage until its attempts run out.
+# The OpenAI error type of each status a client can get (anything else is a server_error).
+TYPES: dict[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    502: "server_error",
+    503: "service_unavailable",
+    504: "timeout_error",
+}
 
-    Any exception that is not a JobError is treated the same way.
-    """
 
-
-class FatalError(JobError):
-    """The job cannot succeed (bad media, prompt too long, ...): the client gets this error, no retry."""
+class ClientError(JobError):
+    """A failure the client is told about, the same from where it is found (the front door, a media
+    loader, a stage handler) through the job's error event to the HTTP body: the status, a message
+    safe to show, OpenAI's `type`, a stable `code` clients and metrics branch on, the request field
+    at fault (`param`, as OpenAI writes it: `messages[0].content[1].image_url.url`) and, for a refusal
+    that passes, how many seconds to wait (`retry_after`). Raised in a stage handler, it fails the
+    job without a retry."""
 
     def __init__(
         self,
+        status: int,
         message: str,
         *,
         code: str,
-        status: int = 400,
-        type: str = "invalid_request_error",
         param: str | None = None,
+        type: str | None = None,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(message)
-        self.message = message
         self.status = status
-        self.type = type
+        self.message = message
         self.code = code
         self.param = param
+        self.type = type or TYPES.get(status, "server_error")
+        self.retry_after = retry_after
+
+    def at(self, param: str) -> ClientError:
+        """The same error, about the request field `param`."""
+        return ClientError(
+            self.status,
+            self.message,
+            code=self.code,
+            param=param,
+            type=self.type,
+            retry_after=self.retry_after,
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:  # intact across a process boundary (pickle)
+        return (_rebuild, (self.status, self.message, self.code, self.param, self.type, self.retry_after))
+
+    def __repr__(self) -> str:
+        return f"ClientError({self.status}, {self.message!r}, code={self.code!r}, param={self.param!r})"
+
+
+def _rebuild(
+    status: int, message: str, code: str, param: str | None, type: str, retry_after: int | None
+) -> ClientError:
+    return ClientError(status, message, code=code, param=param, type=type, retry_after=retry_after)
 
 
 class Rerun(JobError):

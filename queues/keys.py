@@ -1,7 +1,7 @@
 """Every Redis key and channel name the system uses, in one place.
 
-All keys of one deployment share the hash tag `{prefix}`, so a stage hand-off (XADD to the next
-stream + XACK/XDEL of the current entry in one Lua script) stays inside one Redis Cluster slot.
+All keys of one deployment share the hash tag `{prefix}`, so a stage hand-off (the settle script:
+XADD to the next stream, XACK + XDEL of the current entry) stays inside one Redis Cluster slot.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from queues.errors import UnreadableMessage
+from queues.errors import ClientError, UnreadableMessage
 from queues.transfer.ref import TensorRef
 from queues.types import FinishReason, Modality, Stage
 
@@ -210,13 +210,22 @@ class TokenEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", ta
 
 
 class ErrorEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="error"):
-    """The request failed; ends the stream. Fields are those of OpenAI's error body."""
+    """The request failed; ends the stream. A `ClientError` on the wire, field for field."""
 
     message: str
     code: str  # a short stable identifier clients and metrics branch on
     status: int = 500
     type: str = "server_error"
     param: str | None = None
+
+    @classmethod
+    def of(cls, error: ClientError) -> ErrorEvent:
+        return cls(
+            message=error.message, code=error.code, status=error.status, type=error.type, param=error.param
+        )
+
+    def error(self) -> ClientError:
+        return ClientError(self.status, self.message, code=self.code, param=self.param, type=self.type)
 
 
 class ProgressEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="progress"):

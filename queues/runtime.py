@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import msgspec
@@ -34,7 +34,7 @@ from queues.cancel import CancelWatcher
 from queues.channel import TokenPublisher
 from queues.config import RuntimeConfig
 from queues.connection import check_server, connect
-from queues.errors import UNREACHABLE, FatalError, Rerun, UnreadableMessage
+from queues.errors import UNREACHABLE, ClientError, Rerun, UnreadableMessage
 from queues.heartbeat import Heartbeat
 from queues.keys import Keys
 from queues.logs import request_id
@@ -107,7 +107,6 @@ class JobContext:
     deliveries: int
     publisher: TokenPublisher
     request_id: str
-    extra: dict[str, Any] = field(default_factory=dict)
     final_event: Event | None = None  # published by the settle that ends the job
 
     async def emit(self, event: Event) -> None:
@@ -387,9 +386,8 @@ class StageWorker:
             if deadline.expired():
                 return await self._fail(entry, _deadline_error(self.stage))
             return await self._retry(entry, job, exc)
-        except FatalError as exc:
-            event = ErrorEvent(message=exc.message, status=exc.status, type=exc.type, code=exc.code)
-            return await self._fail(entry, msgspec.structs.replace(event, param=exc.param))
+        except ClientError as exc:
+            return await self._fail(entry, ErrorEvent.of(exc))
         except Rerun as exc:
             return await self._rerun(entry, job, exc)
         except Exception as exc:

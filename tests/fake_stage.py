@@ -21,7 +21,7 @@ import msgspec
 
 from queues.config import RuntimeConfig
 from queues.connection import connect
-from queues.errors import FatalError, Rerun
+from queues.errors import ClientError, Rerun
 from queues.messages import Job, TokenEvent
 from queues.runner import run_worker
 from queues.runtime import Handler, JobContext
@@ -40,7 +40,7 @@ async def make_handler(config: RuntimeConfig) -> AsyncIterator[Handler]:
         elif behaviour == "fail":
             raise ValueError("this job always fails")
         elif behaviour == "fatal":
-            raise FatalError("bad input for this job", status=422, code="bad_job")
+            raise ClientError(422, "bad input for this job", code="bad_job")
         elif behaviour == "crash" or (behaviour == "crash-once" and ctx.deliveries == 1):
             os._exit(3)
         elif behaviour == "rerun" and job.reruns == 0 and job.stage != job.request.route[0]:

@@ -2,7 +2,7 @@
 
 Each stage handler (workers/encode.py, prefill.py, decode.py, pd.py, agg.py) is a few of these in a
 row. The steps turn failures into the runtime's vocabulary: bad media or a prompt that cannot fit
-is a FatalError (the client gets a 4xx), a lost tensor is a Rerun from the stage that produced it.
+is a ClientError (the client gets a 4xx), a lost tensor is a Rerun from the stage that produced it.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from collections.abc import Iterator
 import msgspec
 import torch
 
-from queues.errors import FatalError, Rerun
-from queues.media.errors import MediaError
+from queues.errors import ClientError, Rerun
 from queues.messages import DecodeState, Encoded, Job, MediaRef, Prefilled
 from queues.metrics import observe_step
 from queues.runtime import JobContext
@@ -46,9 +45,9 @@ async def load_media(ctx: WorkerContext, job: Job) -> list[LoadedMedia]:
     async def load(ref: MediaRef) -> LoadedMedia:
         try:
             return await loader.load(ref, audio_rate=ctx.audio_rate)
-        except MediaError as exc:
+        except ClientError as exc:
             param = ref.param or "messages"
-            raise FatalError(exc.message, status=exc.status, code=exc.code, param=param) from None
+            raise exc.at(param) from None
 
     return list(await asyncio.gather(*(load(ref) for ref in job.request.media)))
 
@@ -122,7 +121,8 @@ async def prefill(
     expanded = len(request.prompt_ids) - len(items) + sum(meta.num_tokens for _, meta in items)
     limit = ctx.info.max_context
     if expanded + request.sampling.max_tokens > limit:
-        raise FatalError(
+        raise ClientError(
+            400,
             f"the prompt has {expanded} tokens (media included) and asks for up to "
             f"{request.sampling.max_tokens} more; the model's context is {limit} tokens",
             code="context_length_exceeded",
@@ -133,7 +133,7 @@ async def prefill(
             return await ctx.engine.prefill(request.prompt_ids, items, request.sampling)
         except ValueError as exc:  # the items do not fit the prompt's placeholders
             message = f"the request's media do not fit its prompt: {exc}"
-            raise FatalError(message, status=422, code="media_mismatch") from None
+            raise ClientError(422, message, code="media_mismatch") from None
 
 
 async def publish_prefilled(ctx: WorkerContext, result: PrefillResult) -> Prefilled:

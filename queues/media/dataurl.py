@@ -80,7 +80,7 @@ def check_data_url(url: str, modality: Modality, max_bytes: int) -> tuple[str, i
 
 
 def parse_data_url(url: str, modality: Modality, max_bytes: int) -> DataUrl:
-    """Decode a base64 data URL for `modality`; MediaError 400/413/415 when it is not acceptable."""
+    """Decode a base64 data URL for `modality`; ClientError 400/413/415 when it is not acceptable."""
     media_type, start = check_data_url(url, modality, max_bytes)
     payload = url[start:]
     try:

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from queues.media.errors import MediaError, bad_request, too_large, undecodable
+from queues.errors import ClientError
+from queues.media.errors import bad_request, too_large, undecodable
 
 _PROC_FD = Path("/proc/self/fd")
 
@@ -28,7 +29,7 @@ class FileSource:
         return bool(self._roots)
 
     def resolve(self, url: str) -> Path:
-        """The canonical path `url` names, if it lies under an allowed root; MediaError 400 otherwise."""
+        """The canonical path `url` names, if it lies under an allowed root; ClientError 400 otherwise."""
         if not self._roots:
             raise bad_request("unsupported_scheme", "file:// media URLs are disabled on this server")
         parts = urlsplit(url)
@@ -90,5 +91,5 @@ def _check_stat(info: os.stat_result, max_bytes: int) -> None:
         raise undecodable("empty_media", "the file is empty (0 bytes)")
 
 
-def _too_large(max_bytes: int) -> MediaError:
+def _too_large(max_bytes: int) -> ClientError:
     return too_large("media_too_large", f"the file is larger than the {max_bytes}-byte limit")

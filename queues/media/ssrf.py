@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import httpcore
 
-from queues.media.errors import MediaError, bad_request, upstream
+from queues.errors import ClientError
+from queues.media.errors import bad_request, upstream
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -144,7 +145,7 @@ class HostPolicy:
             raise _forbidden(host)
 
     async def resolve(self, host: str, port: int, resolver: Resolver = system_resolver) -> list[str]:
-        """The addresses of `host` that may be connected to, in resolver order; MediaError if none."""
+        """The addresses of `host` that may be connected to, in resolver order; ClientError if none."""
         self.check_host(host)
         ip = literal_ip(host)
         if ip is not None:
@@ -168,7 +169,7 @@ class HostPolicy:
         return allowed
 
 
-def _forbidden(host: str) -> MediaError:
+def _forbidden(host: str) -> ClientError:
     return bad_request(
         "forbidden_address",
         f"the media URL host {host!r} refers to a private, local or reserved address; it is not fetched",

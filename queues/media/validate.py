@@ -43,7 +43,7 @@ class RefValidator:
         self.files = FileSource(config.file_roots)
 
     def check(self, ref: MediaRef, *, decode_data: bool = True) -> None:
-        """Raise MediaError (400/413/415/422) if `ref` is refused by the cheap checks.
+        """Raise ClientError (400/413/415/422) if `ref` is refused by the cheap checks.
 
         `decode_data=False` skips base64-decoding a data URL (the loader decodes it once, later)."""
         if ref.modality not in _MODALITIES:
@@ -103,5 +103,5 @@ def _validator(config: MediaConfig) -> RefValidator:
 
 
 def validate_media_ref(ref: MediaRef, config: MediaConfig) -> None:
-    """Refuse an obviously bad reference with MediaError before the request is accepted (no I/O but stat)."""
+    """Refuse an obviously bad reference with ClientError before the request is accepted (no I/O but stat)."""
     _validator(config).check(ref)

@@ -61,9 +61,7 @@ def check(specs: Sequence[TensorSpec], nbytes: int) -> None:
         dtype = dtype_of(spec.dtype)
         size = math.prod(spec.shape) * dtype.itemsize
         if spec.offset % dtype.itemsize or spec.offset + size > nbytes:
-            raise TransferError(
-                "size_mismatch", f"tensor {spec} does not fit a payload of {nbytes} bytes"
-            )
+            raise TransferError("size_mismatch", f"tensor {spec} does not fit a payload of {nbytes} bytes")
 
 
 def views(buffer: torch.Tensor, specs: Sequence[TensorSpec]) -> list[torch.Tensor]:

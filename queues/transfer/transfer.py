@@ -123,7 +123,9 @@ class TensorTransfer:
         nixl: NixlAgent | None = None
         try:
             nixl = await NixlAgent.create(
-                f"{name}@{epoch}", config.nixl_backends, config.nixl_threads,
+                f"{name}@{epoch}",
+                config.nixl_backends,
+                config.nixl_threads,
                 config.progress_delay_us(device.type),
             )
         except Exception as exc:
@@ -151,8 +153,9 @@ class TensorTransfer:
             redis, keys, name, config, epoch, device, nixl, send, Arena(pool), Arena(words), agent_record
         )
         self._task = asyncio.create_task(self._background(), name=f"tensor-transfer-{name}")
-        log.info("tensor transfer %s (epoch %d) on %s: publishes %s", name, epoch, device,
-                 sorted(self.publishable))
+        log.info(
+            "tensor transfer %s (epoch %d) on %s: publishes %s", name, epoch, device, sorted(self.publishable)
+        )
         return self
 
     async def close(self, drain: float = 0.0) -> None:
@@ -209,8 +212,14 @@ class TensorTransfer:
                 blob_key = self.keys.blob(f"{self.name}:{self.epoch}:{tag}")
                 await blob.store(self.redis, blob_key, payload, ttl_s)
             return TensorRef(
-                transport=chosen, tensors=specs, nbytes=nbytes, tag=tag, expires_at=time.time() + ttl_s,
-                owner=self.name, epoch=self.epoch, blob_key=blob_key,
+                transport=chosen,
+                tensors=specs,
+                nbytes=nbytes,
+                tag=tag,
+                expires_at=time.time() + ttl_s,
+                owner=self.name,
+                epoch=self.epoch,
+                blob_key=blob_key,
                 data=bytes(payload) if chosen == "inline" else b"",
             )
         assert self._send is not None  # _choose only offers nixl/shm with a send side
@@ -221,9 +230,17 @@ class TensorTransfer:
         self._wake.set()
         addr, _, device = region_of(held.lease.view)
         return TensorRef(
-            transport=chosen, tensors=specs, nbytes=nbytes, tag=tag, expires_at=held.expires_at,
-            owner=self.name, epoch=self.epoch, meta_key=self._meta_key, mem=mem_type(self._send.data),
-            descs=[Desc(addr, nbytes, device)], slot=held.lease.slot,
+            transport=chosen,
+            tensors=specs,
+            nbytes=nbytes,
+            tag=tag,
+            expires_at=held.expires_at,
+            owner=self.name,
+            epoch=self.epoch,
+            meta_key=self._meta_key,
+            mem=mem_type(self._send.data),
+            descs=[Desc(addr, nbytes, device)],
+            slot=held.lease.slot,
         )
 
     async def discard(self, ref: TensorRef) -> None:

@@ -7,7 +7,7 @@ without loading the decoders):
   -> `types.LoadedImage | LoadedVideo | LoadedAudio`; `stats()`; `await aclose()`. One per process.
 - `config.MediaConfig.from_env()`: every limit, timeout and allowlist (`MEDIA_*` variables).
 - `validate.validate_media_ref(ref, config)`: the front door's cheap synchronous check.
-- `errors.MediaError(status, message, code)`: the only error raised.
+- `queues.errors.ClientError` (made by `queues.media.errors`): the only error raised.
 - `encoder_cache.EncoderOutputCache(budget_bytes)`: encoder outputs keyed by content hash + options.
 - `synth`: synthetic media for tests, benchmarks and warm-up.
 """

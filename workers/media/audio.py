@@ -15,7 +15,8 @@ import av
 import numpy as np
 import soundfile as sf
 
-from queues.media.errors import MediaError, describe, too_large, undecodable, unsupported
+from queues.errors import ClientError
+from queues.media.errors import describe, media_error, too_large, undecodable, unsupported
 from workers.media.sniff import AUDIO_CONTAINERS, Container, sniff
 from workers.media.types import LoadedAudio
 
@@ -41,9 +42,9 @@ class AudioOptions:
 
 
 def decode_audio(data: bytes, content_hash: str, options: AudioOptions) -> LoadedAudio:
-    """Decode an audio payload to mono float32; MediaError 400/413/415/422 when it cannot be."""
+    """Decode an audio payload to mono float32; ClientError 400/413/415/422 when it cannot be."""
     if options.rate is not None and not _MIN_RATE <= options.rate <= _MAX_RATE:
-        raise MediaError(
+        raise media_error(
             400, f"the audio sampling rate must be in [{_MIN_RATE}, {_MAX_RATE}] Hz", "bad_options"
         )
     if not data:
@@ -134,5 +135,5 @@ def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndar
     return np.concatenate(parts).astype(np.float32, copy=False) if parts else np.zeros(0, np.float32)
 
 
-def _too_long(duration_s: float, limit_s: float) -> MediaError:
+def _too_long(duration_s: float, limit_s: float) -> ClientError:
     return too_large("media_too_long", f"the audio is {duration_s:.1f} s long; the limit is {limit_s:g} s")

@@ -19,8 +19,9 @@ from dataclasses import dataclass, replace
 import httpcore
 import httpx
 
+from queues.errors import ClientError
 from queues.media.config import MediaConfig
-from queues.media.errors import MediaError, too_large, upstream
+from queues.media.errors import too_large, upstream
 from queues.media.ssrf import GuardedNetworkBackend, Resolver, system_resolver
 from queues.media.validate import RefValidator
 from queues.types import Modality
@@ -169,7 +170,7 @@ class HttpFetcher:
         return replace(answer, data=b"".join(chunks), content_hash=digest.hexdigest(), not_modified=False)
 
 
-def _too_large(modality: Modality, max_bytes: int) -> MediaError:
+def _too_large(modality: Modality, max_bytes: int) -> ClientError:
     return too_large("media_too_large", f"the {modality} download is larger than the {max_bytes}-byte limit")
 
 

@@ -36,7 +36,7 @@ _DECODE_ERRORS = (
 
 
 def decode_image(data: bytes, max_pixels: int) -> Image.Image:
-    """Decode `data` to an RGB image; MediaError 413/415/422 when it cannot be."""
+    """Decode `data` to an RGB image; ClientError 413/415/422 when it cannot be."""
     if not data:
         raise undecodable("empty_media", "the image is empty (0 bytes)")
     kind = sniff(data)

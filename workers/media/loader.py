@@ -25,9 +25,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
+from queues.errors import ClientError
 from queues.media.config import MediaConfig
 from queues.media.dataurl import parse_data_url
-from queues.media.errors import MediaError, undecodable
+from queues.media.errors import undecodable
 from queues.media.ssrf import Resolver, system_resolver
 from queues.media.validate import RefValidator, scheme_of
 from queues.messages import MediaRef
@@ -118,7 +119,7 @@ class MediaLoader:
         video_fps: float | None = None,
         video_max_frames: int | None = None,
     ) -> LoadedMedia:
-        """Load one media item; raises MediaError (and nothing else) when it cannot.
+        """Load one media item; raises ClientError (and nothing else) when it cannot.
 
         `audio_rate` is the model's sampling rate (None keeps the source's); `video_fps` and
         `video_max_frames` are the model's sampling defaults, used when the reference does not say
@@ -243,7 +244,7 @@ def _decode_now(
         if isinstance(options, AudioOptions):
             return decode_audio(data, digest, options)
         return LoadedImage(image=decode_image(data, config.max_pixels), content_hash=digest)
-    except MediaError:
+    except ClientError:
         raise
     except Exception as exc:
         # A decoder failing in a way its module does not anticipate: still the client's payload that

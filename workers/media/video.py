@@ -24,7 +24,8 @@ from typing import Any
 import av
 import numpy as np
 
-from queues.media.errors import MediaError, describe, too_large, undecodable, unsupported
+from queues.errors import ClientError
+from queues.media.errors import describe, too_large, undecodable, unsupported
 from workers.media.sniff import VIDEO_CONTAINERS, sniff
 from workers.media.types import LoadedVideo
 
@@ -82,7 +83,7 @@ def sample_indices(total: int, count: int) -> list[int]:
 
 
 def decode_video(data: bytes, content_hash: str, options: VideoOptions) -> LoadedVideo:
-    """Sample frames from a video payload; MediaError 413/415/422 when it cannot be done."""
+    """Sample frames from a video payload; ClientError 413/415/422 when it cannot be done."""
     if not data:
         raise undecodable("empty_media", "the video is empty (0 bytes)")
     kind = sniff(data)
@@ -258,5 +259,5 @@ def _converter(stream: Any, max_frame_pixels: int) -> Callable[[Any], np.ndarray
     return convert
 
 
-def _too_long(duration_s: float, limit_s: float) -> MediaError:
+def _too_long(duration_s: float, limit_s: float) -> ClientError:
     return too_large("media_too_long", f"the video is {duration_s:.1f} s long; the limit is {limit_s:g} s")

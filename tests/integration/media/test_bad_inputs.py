@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
+from queues.errors import ClientError
 from queues.media.config import ModalityLimits
-from queues.media.errors import STATUSES, MediaError
+from queues.media.errors import STATUSES
 from queues.messages import MediaRef
 from queues.types import Modality
 from tests.integration.media.server import MediaServer
@@ -209,7 +210,7 @@ async def test_bad_input(case: Case, env: Env, make_loader: Callable[..., MediaL
         config["file_roots"] = (str(env.root),)
     loader = make_loader(**config)
     ref = MediaRef(modality=case.modality, url=case.url(env), **case.ref)
-    with pytest.raises(MediaError) as caught:
+    with pytest.raises(ClientError) as caught:
         await loader.load(ref)
     assert caught.value.status == case.status, caught.value
     assert caught.value.message  # every refusal explains itself

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from queues.media.errors import MediaError
+from queues.errors import ClientError
 from queues.messages import MediaRef
 from tests.integration.media.server import MediaServer
 from workers.media import synth
@@ -155,7 +155,7 @@ async def test_guard_checks_resolved_addresses_on_every_redirect(
     loader = make_loader(resolver=resolver, allow_hosts=("good.test",))  # no real DNS names exist here
     direct = f"http://good.test:{media_server.port}/guard/target.png"
     assert isinstance(await loader.load(image_ref(direct)), LoadedImage)
-    with pytest.raises(MediaError) as caught:
+    with pytest.raises(ClientError) as caught:
         await loader.load(image_ref(f"http://good.test:{media_server.port}/guard/start"))
     assert (caught.value.status, caught.value.code) == (400, "forbidden_address")
     assert media_server.hits["/guard/start"] == 1

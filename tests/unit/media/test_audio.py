@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from queues.media.errors import MediaError
+from queues.errors import ClientError
 from workers.media import synth
 from workers.media.audio import AudioOptions, decode_audio, resample
 
@@ -77,6 +77,6 @@ def test_resample_length_and_pitch() -> None:
     ],
 )
 def test_bad_audio(data: bytes, options: AudioOptions, status: int) -> None:
-    with pytest.raises(MediaError) as caught:
+    with pytest.raises(ClientError) as caught:
         decode_audio(data, "h", options)
     assert caught.value.status == status

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from queues.media.errors import MediaError
+from queues.errors import ClientError
 from workers.media import synth
 from workers.media.image import decode_image
 from workers.media.sniff import sniff
@@ -121,7 +121,7 @@ def png_header_only(width: int, height: int) -> bytes:
     ],
 )
 def test_bad_images(data: bytes, status: int) -> None:
-    with pytest.raises(MediaError) as caught:
+    with pytest.raises(ClientError) as caught:
         decode_image(data, CAP)
     assert caught.value.status == status
 

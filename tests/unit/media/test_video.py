@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from queues.media.errors import MediaError
+from queues.errors import ClientError
 from workers.media import synth
 from workers.media import video as video_module
 from workers.media.video import VideoOptions, decode_video, sample_count, sample_indices
@@ -112,7 +112,7 @@ def test_sampling_helpers() -> None:
     ],
 )
 def test_bad_videos(data: bytes, options: VideoOptions, status: int) -> None:
-    with pytest.raises(MediaError) as caught:
+    with pytest.raises(ClientError) as caught:
         decode_video(data, "h", options)
     assert caught.value.status == status
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from queues.errors import FatalError
+from queues.errors import ClientError
 from queues.media.config import MediaConfig
 from queues.messages import Job, MediaRef, Request, SamplingParams
 from tests.models import tiny_model_dir
@@ -83,12 +83,12 @@ async def test_encoder_cache_separates_processing_options(context: WorkerContext
 async def test_prefill_refuses_a_prompt_past_the_context(context: WorkerContext) -> None:
     limit = context.info.max_context
     job = job_with([], max_tokens=limit)
-    with pytest.raises(FatalError, match="context"):
+    with pytest.raises(ClientError, match="context"):
         await steps.prefill(context, job, [], {})
 
 
 async def test_bad_media_becomes_a_client_error(context: WorkerContext) -> None:
     garbage = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 40).decode()
-    with pytest.raises(FatalError) as caught:
+    with pytest.raises(ClientError) as caught:
         await steps.encode(context, job_with([MediaRef(modality="image", url=garbage)]), {})
     assert caught.value.status == 422

@@ -1,15 +1,13 @@
-"""MediaConfig from environment variables, its validation, its documentation table; MediaError."""
+"""MediaConfig from environment variables, its validation, its documentation table; media errors."""
 
 from __future__ import annotations
-
-import pickle
 
 import pytest
 
 from queues.config import describe
 from queues.media import config as config_module
 from queues.media.config import MediaConfig, ModalityLimits
-from queues.media.errors import MediaError
+from queues.media.errors import media_error
 
 
 def test_defaults_without_environment() -> None:
@@ -124,10 +122,13 @@ def test_modality_limits_validation() -> None:
         ModalityLimits(max_bytes=0, connect_timeout_s=1.0, read_timeout_s=1.0, total_timeout_s=1.0)
 
 
-def test_media_error_carries_status_and_survives_pickle() -> None:
-    error = MediaError(413, "too big", "media_too_large")
-    copy = pickle.loads(pickle.dumps(error))
-    assert (copy.status, copy.message, copy.code, str(copy)) == (413, "too big", "media_too_large", "too big")
-    assert MediaError.from_dict(error.to_dict()).to_dict() == error.to_dict()
-    with pytest.raises(ValueError):
-        MediaError(500, "no", "internal")
+def test_media_errors_have_media_statuses() -> None:
+    error = media_error(413, "too big", "media_too_large")
+    assert (error.status, error.type, error.code, error.param) == (
+        413,
+        "invalid_request_error",
+        "media_too_large",
+        None,
+    )
+    with pytest.raises(ValueError, match="500"):
+        media_error(500, "no", "internal")

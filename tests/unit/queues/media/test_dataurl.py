@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from queues.errors import ClientError
 from queues.media.dataurl import media_type_matches, parse_data_url
-from queues.media.errors import MediaError
 from queues.types import Modality
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -21,7 +21,7 @@ def b64(data: bytes) -> str:
 
 
 def status_of(url: str, modality: Modality = "image", max_bytes: int = 1000) -> int:
-    with pytest.raises(MediaError) as caught:
+    with pytest.raises(ClientError) as caught:
         parse_data_url(url, modality, max_bytes)
     return caught.value.status
 
@@ -129,7 +129,7 @@ def test_arbitrary_text_never_escapes_as_another_error(text: str) -> None:
     for url in (text, "data:" + text, "data:image/png;base64," + text):
         try:
             parsed = parse_data_url(url, "image", 100)
-        except MediaError as exc:
+        except ClientError as exc:
             assert exc.status in (400, 413, 415)
         else:
             assert len(parsed.data) <= 100

@@ -8,7 +8,7 @@ import typing
 import httpcore
 import pytest
 
-from queues.media.errors import MediaError
+from queues.errors import ClientError
 from queues.media.ssrf import GuardedNetworkBackend, HostPolicy, is_public, literal_ip
 
 REFUSED = [
@@ -93,7 +93,7 @@ def test_metadata_addresses_stay_refused_whatever_the_allowlist() -> None:
     "host", ["10.0.0.1", "[::1]", "localhost", "a.localhost", "127.1", "169.254.169.254"]
 )
 def test_check_host_refuses_literal_and_local_names(host: str) -> None:
-    with pytest.raises(MediaError) as caught:
+    with pytest.raises(ClientError) as caught:
         HostPolicy().check_host(host)
     assert (caught.value.status, caught.value.code) == (400, "forbidden_address")
 
@@ -126,10 +126,10 @@ async def test_resolve_checks_every_address_after_resolution() -> None:
     policy = HostPolicy()
     assert await policy.resolve("public.test", 80, DNS) == ["93.184.216.34"]
     assert await policy.resolve("mixed.test", 80, DNS) == ["93.184.216.34"]  # only checked addresses kept
-    with pytest.raises(MediaError) as caught:
+    with pytest.raises(ClientError) as caught:
         await policy.resolve("private.test", 80, DNS)
     assert caught.value.status == 400
-    with pytest.raises(MediaError) as caught:
+    with pytest.raises(ClientError) as caught:
         await policy.resolve("unknown.test", 80, DNS)
     assert (caught.value.status, caught.value.code) == (400, "dns_error")
 
@@ -137,7 +137,7 @@ async def test_resolve_checks_every_address_after_resolution() -> None:
 async def test_allowlisted_name_accepts_its_private_addresses_but_not_metadata() -> None:
     policy = HostPolicy.parse(["private.test", "meta.test"])
     assert await policy.resolve("private.test", 80, DNS) == ["10.0.0.7"]
-    with pytest.raises(MediaError):
+    with pytest.raises(ClientError):
         await policy.resolve("meta.test", 80, DNS)
 
 
@@ -172,7 +172,7 @@ async def test_backend_connects_to_the_checked_address_not_the_name() -> None:
 async def test_backend_refuses_before_connecting() -> None:
     inner = RecordingBackend()
     backend = GuardedNetworkBackend(HostPolicy(), DNS, inner)
-    with pytest.raises(MediaError):
+    with pytest.raises(ClientError):
         await backend.connect_tcp("private.test", 80, timeout=1.0)
     with pytest.raises(httpcore.ConnectError):
         await backend.connect_unix_socket("/var/run/docker.sock")

@@ -9,8 +9,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from queues.errors import ClientError
 from queues.media.config import MediaConfig
-from queues.media.errors import MediaError
 from queues.media.files import FileSource
 from queues.media.validate import scheme_of, validate_media_ref
 from queues.messages import MediaRef
@@ -39,7 +39,7 @@ def ref(url: str, modality: Modality = "image", **extra: object) -> MediaRef:
 
 
 def refused(reference: MediaRef, config: MediaConfig) -> tuple[int, str]:
-    with pytest.raises(MediaError) as caught:
+    with pytest.raises(ClientError) as caught:
         validate_media_ref(reference, config)
     return caught.value.status, caught.value.code
 
