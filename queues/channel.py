@@ -25,7 +25,7 @@ from queues.batching import Batcher
 from queues.keys import Keys
 from queues.messages import ErrorEvent, Event, ProgressEvent, TokenEvent, decode_event, encode_event
 from queues.pubsub import Subscriber
-from queues.scripts import Connection, publish_script
+from queues.scripts import Commands, publish_script
 
 Output = TokenEvent | ErrorEvent
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 class TokenPublisher:
     """Publishes events; concurrent publishes share one pipelined round trip."""
 
-    def __init__(self, client: Connection, keys: Keys) -> None:
+    def __init__(self, client: Commands, keys: Keys) -> None:
         self._client = client
         self._keys = keys
         self._batcher: Batcher[tuple[str, bytes], int] = Batcher(self._flush)

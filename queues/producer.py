@@ -12,7 +12,7 @@ from queues.batching import Batcher
 from queues.errors import BacklogFull
 from queues.keys import Keys
 from queues.messages import Job, encode_job
-from queues.scripts import Call, enqueue_script
+from queues.scripts import Call, Pooled, enqueue_script
 
 
 class Producer:
@@ -22,7 +22,8 @@ class Producer:
         self.client = client
         self.keys = keys
         self.backlog_limit = backlog_limit
-        self._batcher: Batcher[Call, Any] = Batcher(lambda calls: enqueue_script.many(self.client, calls))
+        commands = Pooled(client)
+        self._batcher: Batcher[Call, Any] = Batcher(lambda calls: enqueue_script.many(commands, calls))
 
     async def enqueue(self, job: Job) -> str:
         """Add `job` to its stage's stream; returns the entry id. Raises BacklogFull at the limit."""

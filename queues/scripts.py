@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
-
-from queues.wire import WireLink
 
 Call = tuple[Sequence[Any], Sequence[Any]]  # (keys, args) of one script call
 
@@ -78,7 +76,30 @@ return counts
 """
 
 
-Connection = aioredis.Redis | WireLink  # redis-py for the occasional call, a Wire for the hot ones
+class Commands(Protocol):
+    """Where scripts run: a `WireLink` on the hot paths, `Pooled` (redis-py) for the occasional call."""
+
+    async def call(self, *args: Any) -> Any: ...
+
+    async def call_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Replies of several commands in one round trip; error replies returned, not raised."""
+        ...
+
+
+class Pooled:
+    """A redis-py client as `Commands`."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.client = client
+
+    async def call(self, *args: Any) -> Any:
+        return await self.client.execute_command(*args)
+
+    async def call_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        return list(await pipe.execute(raise_on_error=False))
 
 
 class Script:
@@ -91,37 +112,22 @@ class Script:
     def command(self, keys: Sequence[Any], args: Sequence[Any]) -> tuple[Any, ...]:
         return ("EVALSHA", self.sha, len(keys), *keys, *args)
 
-    async def __call__(self, conn: Connection, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+    async def __call__(self, conn: Commands, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         try:
-            return await _call(conn, self.command(keys, args))
+            return await conn.call(*self.command(keys, args))
         except NoScriptError:
-            await _call(conn, ("SCRIPT", "LOAD", self.source))
-            return await _call(conn, self.command(keys, args))
+            await conn.call("SCRIPT", "LOAD", self.source)
+            return await conn.call(*self.command(keys, args))
 
-    async def many(self, conn: Connection, calls: Sequence[Call]) -> list[Any]:
+    async def many(self, conn: Commands, calls: Sequence[Call]) -> list[Any]:
         """Run the script once per (keys, args) in one pipelined round trip. Per-call errors are
         returned in place of results, not raised."""
         commands = [self.command(keys, args) for keys, args in calls]
-        results = await _call_many(conn, commands)
+        results = await conn.call_many(commands)
         if any(isinstance(r, NoScriptError) for r in results):
-            await _call(conn, ("SCRIPT", "LOAD", self.source))
-            results = await _call_many(conn, commands)
+            await conn.call("SCRIPT", "LOAD", self.source)
+            results = await conn.call_many(commands)
         return results
-
-
-async def _call(conn: Connection, command: Sequence[Any]) -> Any:
-    if isinstance(conn, WireLink):
-        return await conn.call(*command)
-    return await conn.execute_command(*command)
-
-
-async def _call_many(conn: Connection, commands: Sequence[Sequence[Any]]) -> list[Any]:
-    if isinstance(conn, WireLink):
-        return await conn.call_many(commands)
-    pipe = conn.pipeline(transaction=False)
-    for command in commands:
-        pipe.execute_command(*command)
-    return list(await pipe.execute(raise_on_error=False))
 
 
 enqueue_script = Script(ENQUEUE)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import hiredis
+import redis
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse, NoScriptError, ResponseError
@@ -54,14 +55,10 @@ class Wire(asyncio.Protocol):
         conn = client.connection_pool.make_connection()
         async with asyncio.timeout(timeout_s):
             await conn.connect()
-        reader, writer = conn._reader, conn._writer
-        if reader is None or writer is None:
-            raise RedisConnectionError("redis-py returned an unconnected connection")
-        conn._reader = conn._writer = None  # ours now: redis-py must not close it when collected
+        writer, leftover = take_over(conn)
         wire = cls(timeout_s, on_push, int(conn.protocol or 2))
         wire._writer = writer  # held: a collected StreamWriter closes its transport
         transport = writer.transport
-        leftover = bytes(getattr(reader, "_buffer", b""))
         transport.set_protocol(wire)
         wire.connection_made(transport)
         if leftover:  # a push that arrived during the handshake
@@ -194,6 +191,26 @@ def _error(reply: ResponseError) -> ResponseError:
     if message.startswith("NOSCRIPT"):
         return NoScriptError(message)
     return reply
+
+
+def take_over(conn: Any) -> tuple[asyncio.StreamWriter, bytes]:
+    """The stream writer of a connected redis-py connection, now ours (redis-py forgets it and will
+    not close it when collected), and the bytes its reader had received but not parsed.
+
+    The one place that uses private parts of redis-py (`AbstractConnection._reader` / `_writer`) and
+    of asyncio (`StreamReader._buffer`); tests/integration/queues/test_internals.py checks them
+    against the installed versions, and this fails loudly, not silently, where they changed."""
+    reader, writer = getattr(conn, "_reader", None), getattr(conn, "_writer", None)
+    if not isinstance(reader, asyncio.StreamReader) or not isinstance(writer, asyncio.StreamWriter):
+        raise RuntimeError(
+            f"redis-py {redis.__version__} keeps its streams elsewhere (AbstractConnection._reader/_writer):"
+            " queues/wire.py needs updating"
+        )
+    buffered = getattr(reader, "_buffer", None)
+    if not isinstance(buffered, bytearray):
+        raise RuntimeError("asyncio.StreamReader._buffer is gone: queues/wire.py needs updating")
+    conn._reader = conn._writer = None
+    return writer, bytes(buffered)
 
 
 class WireLink:

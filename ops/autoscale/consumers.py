@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 
 from ops.autoscale.observe import StageState
 from queues.keys import Keys
-from queues.scripts import Script
+from queues.scripts import Pooled, Script
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class ConsumerSweeper:
     """Tracks since when each consumer of a stage has been without a heartbeat; deletes the dead."""
 
     def __init__(self, client: aioredis.Redis, keys: Keys, stage: str, forget_after_s: float) -> None:
-        self.client = client
+        self.commands = Pooled(client)
         self.keys = keys
         self.stage = stage
         self.forget_after_s = forget_after_s
@@ -57,7 +57,7 @@ class ConsumerSweeper:
             if consumer.idle_ms < self.forget_after_s * 1000:
                 continue
             keys = [self.keys.stream(self.stage), self.keys.heartbeat(self.stage, name)]
-            if await forget_script(self.client, keys, [self.keys.group(self.stage), name]):
+            if await forget_script(self.commands, keys, [self.keys.group(self.stage), name]):
                 log.info(
                     "stage=%s forgot consumer %s (no heartbeat for %.0fs)", self.stage, name, now - since
                 )

@@ -12,6 +12,7 @@ from queues.channel import Output, TokenPublisher, TokenStream
 from queues.keys import Keys
 from queues.messages import ErrorEvent, ProgressEvent, TokenEvent
 from queues.pubsub import Subscriber
+from queues.scripts import Pooled
 
 
 def token(seq: int, final: bool = False) -> TokenEvent:
@@ -31,7 +32,7 @@ async def read_all(stream: TokenStream) -> list[Output]:
 
 
 async def test_events_arrive_in_order_once_despite_reordering_and_duplicates(redis, subscriber, keys):
-    publisher = TokenPublisher(redis, keys)
+    publisher = TokenPublisher(Pooled(redis), keys)
     async with TokenStream(subscriber, redis, keys, "r1", silence_s=5, gap_s=2) as stream:
         reader = asyncio.create_task(read_all(stream))
         for event in (token(1), token(0), token(0), token(1), token(3, final=True), token(2)):
@@ -41,7 +42,7 @@ async def test_events_arrive_in_order_once_despite_reordering_and_duplicates(red
 
 
 async def test_a_rerun_grouped_differently_is_trimmed_to_new_tokens(redis, subscriber, keys):
-    publisher = TokenPublisher(redis, keys)
+    publisher = TokenPublisher(Pooled(redis), keys)
     async with TokenStream(subscriber, redis, keys, "r6", silence_s=5, gap_s=2) as stream:
         reader = asyncio.create_task(read_all(stream))
         for event in (tokens(0, 1), tokens(2, 4), tokens(0, 2), tokens(3, 6), tokens(7, 7, final=True)):
@@ -53,7 +54,7 @@ async def test_a_rerun_grouped_differently_is_trimmed_to_new_tokens(redis, subsc
 
 
 async def test_an_early_event_that_overlaps_is_trimmed_when_the_gap_fills(redis, subscriber, keys):
-    publisher = TokenPublisher(redis, keys)
+    publisher = TokenPublisher(Pooled(redis), keys)
     async with TokenStream(subscriber, redis, keys, "r7", silence_s=5, gap_s=2) as stream:
         reader = asyncio.create_task(read_all(stream))
         for event in (tokens(3, 5, final=True), tokens(0, 3)):
@@ -63,7 +64,7 @@ async def test_an_early_event_that_overlaps_is_trimmed_when_the_gap_fills(redis,
 
 
 async def test_a_gap_that_does_not_fill_is_an_error(redis, subscriber, keys):
-    publisher = TokenPublisher(redis, keys)
+    publisher = TokenPublisher(Pooled(redis), keys)
     async with TokenStream(subscriber, redis, keys, "r2", silence_s=30, gap_s=0.3) as stream:
         reader = asyncio.create_task(read_all(stream))
         await publisher.publish("r2", token(0))
@@ -84,7 +85,7 @@ async def test_silent_channel_of_a_lost_job_ends_with_an_error(redis, subscriber
 
 
 async def test_silent_channel_of_a_queued_job_keeps_waiting(redis, subscriber, keys):
-    publisher = TokenPublisher(redis, keys)
+    publisher = TokenPublisher(Pooled(redis), keys)
     entry_id = (await redis.xadd(keys.stream("prefill"), {"x": "1"})).decode()
     async with TokenStream(subscriber, redis, keys, "r4", silence_s=0.2, gap_s=1) as stream:
         stream.location = ProgressEvent(stage="prefill", stream=keys.stream("prefill"), entry_id=entry_id)
@@ -97,7 +98,7 @@ async def test_silent_channel_of_a_queued_job_keeps_waiting(redis, subscriber, k
 
 
 async def test_progress_events_move_the_probe(redis, subscriber, keys):
-    publisher = TokenPublisher(redis, keys)
+    publisher = TokenPublisher(Pooled(redis), keys)
     async with TokenStream(subscriber, redis, keys, "r5", silence_s=0.3, gap_s=1) as stream:
         reader = asyncio.create_task(read_all(stream))
         await publisher.publish(
@@ -110,7 +111,7 @@ async def test_progress_events_move_the_probe(redis, subscriber, keys):
 
 
 async def test_publish_reports_no_listener(redis, keys):
-    assert await TokenPublisher(redis, keys).publish("nobody", token(0)) == 0
+    assert await TokenPublisher(Pooled(redis), keys).publish("nobody", token(0)) == 0
 
 
 async def test_subscriber_resubscribes_after_redis_restarts() -> None:
@@ -131,7 +132,7 @@ async def test_subscriber_resubscribes_after_redis_restarts() -> None:
         server.kill()
         server = RedisServer(port=port).start()  # same port, no data, no subscriptions
         await asyncio.wait_for(reconnected.wait(), 10)
-        publisher = TokenPublisher(aioredis.Redis.from_url(server.url), keys)
+        publisher = TokenPublisher(Pooled(aioredis.Redis.from_url(server.url)), keys)
         assert await publisher.publish("r", token(0)) == 1
         await asyncio.sleep(0.1)
         assert len(received) == 1
@@ -160,7 +161,7 @@ async def test_a_probe_that_fails_is_not_a_lost_job() -> None:
             await asyncio.sleep(1.0)
             server.process.send_signal(signal.SIGCONT)
             assert not reader.done()
-            await TokenPublisher(client, keys).publish("r8", token(0, final=True))
+            await TokenPublisher(Pooled(client), keys).publish("r8", token(0, final=True))
             events = await reader
         assert [e.seq for e in events if isinstance(e, TokenEvent)] == [0]
     finally:

@@ -13,6 +13,7 @@ from queues.keys import Keys
 from queues.messages import TokenEvent
 from queues.pubsub import Subscriber
 from queues.runtime import ClientGone, JobContext
+from queues.scripts import Pooled
 from workers.emitter import TokenEmitter
 from workers.engine.types import TokenOutput
 
@@ -32,7 +33,7 @@ def outputs(n: int) -> list[TokenOutput]:
 
 
 def context(redis: aioredis.Redis, request_id: str) -> JobContext:
-    publisher = TokenPublisher(redis, Keys())
+    publisher = TokenPublisher(Pooled(redis), Keys())
     return JobContext(
         stage="decode",
         consumer="d.1",
