@@ -93,8 +93,8 @@ def convert(
                 )
             try:
                 validate_media_ref(ref, media_config)
-            except ClientError as exc:
-                raise exc.at(url_param) from None
+            except ClientError as exc:  # about the URL, unless it names its field
+                raise (exc if exc.param else exc.at(url_param)) from None
             parts.append({"type": ref.modality})
             media.append(ref)
         messages.append({"role": role, "content": parts})

@@ -25,5 +25,3 @@ def error_response(error: ClientError) -> Response:
         headers=headers,
     )
 
-
-APIError = ClientError  # the old name, until the tests that still use it are renamed

@@ -40,7 +40,11 @@ def resolve_sampling(
     )
 
     # A checkpoint that says do_sample=false means greedy unless the client asks for a temperature.
-    default_temperature = 0.0 if defaults.do_sample is False else (defaults.temperature or 1.0)
+    default_temperature = (
+        0.0
+        if defaults.do_sample is False
+        else (defaults.temperature if defaults.temperature is not None else 1.0)
+    )
     temperature = body.temperature if body.temperature is not None else default_temperature
     _check(0.0 <= temperature <= 2.0, "temperature", "`temperature` must be between 0 and 2")
     top_p = body.top_p if body.top_p is not None else (defaults.top_p if defaults.top_p is not None else 1.0)

@@ -45,9 +45,8 @@ async def load_media(ctx: WorkerContext, job: Job) -> list[LoadedMedia]:
     async def load(ref: MediaRef) -> LoadedMedia:
         try:
             return await loader.load(ref, audio_rate=ctx.audio_rate)
-        except ClientError as exc:
-            param = ref.param or "messages"
-            raise exc.at(param) from None
+        except ClientError as exc:  # about the URL, unless it names its field
+            raise (exc if exc.param else exc.at(ref.param or "messages")) from None
 
     return list(await asyncio.gather(*(load(ref) for ref in job.request.media)))
 

@@ -89,12 +89,17 @@ class RefValidator:
 
     @staticmethod
     def _check_options(ref: MediaRef) -> None:
+        """A bad option names itself as `param`: the URL's path with the option in place of `url`."""
+        beside = ref.param.rpartition(".")[0] + "." if ref.param else ""
         if ref.detail is not None and ref.detail not in _DETAILS:
-            raise bad_request("bad_options", f"detail must be one of {sorted(_DETAILS)}, not {ref.detail!r}")
+            error = bad_request(
+                "bad_options", f"detail must be one of {sorted(_DETAILS)}, not {ref.detail!r}"
+            )
+            raise error.at(beside + "detail")
         if ref.num_frames is not None and ref.num_frames < 1:
-            raise bad_request("bad_options", "num_frames must be at least 1")
+            raise bad_request("bad_options", "num_frames must be at least 1").at(beside + "num_frames")
         if ref.fps is not None and not (math.isfinite(ref.fps) and ref.fps > 0):
-            raise bad_request("bad_options", "fps must be a positive number")
+            raise bad_request("bad_options", "fps must be a positive number").at(beside + "fps")
 
 
 @functools.lru_cache(maxsize=8)

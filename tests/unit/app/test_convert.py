@@ -279,12 +279,6 @@ def test_bad_video_sampling_options_are_refused(option: str, value: Any) -> None
     assert option in error.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app/convert.py gives every media validation error the URL's path as `param` "
-    "(MediaRef.param), so a bad `fps` / `num_frames` is reported as `...video_url.url` instead of "
-    "the field that is wrong",
-)
 @pytest.mark.parametrize(("option", "value"), [("fps", 0.0), ("num_frames", 0)])
 def test_a_bad_video_option_names_the_option(option: str, value: Any) -> None:
     assert refused(body(user(video(**{option: value})))).param == f"messages[0].content[0].video_url.{option}"

@@ -122,11 +122,6 @@ def test_do_sample_false_means_greedy_unless_the_client_sets_a_temperature(
     assert resolve(defaults, **fields).temperature == temperature
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app/sampling.py takes `defaults.temperature or 1.0`: a generation_config.json temperature "
-    "of 0.0 (greedy) is treated as unset and the request samples at temperature 1.0",
-)
 def test_a_checkpoint_temperature_of_zero_is_kept() -> None:
     assert resolve(GenerationDefaults(temperature=0.0)).temperature == 0.0
 
