@@ -15,6 +15,7 @@ from prometheus_client import Counter, Histogram, start_http_server
 from prometheus_client.metrics import MetricWrapperBase
 
 from queues.config import env_names, from_env
+from queues.types import Outcome
 
 SECONDS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
@@ -58,7 +59,7 @@ class PrometheusHooks:
         child(JOBS_STARTED, stage).inc()
         child(QUEUE_WAIT_SECONDS, stage).observe(queue_wait_s)
 
-    def job_finished(self, stage: str, outcome: str, seconds: float) -> None:
+    def job_finished(self, stage: str, outcome: Outcome, seconds: float) -> None:
         child(JOBS_FINISHED, stage, outcome).inc()
         child(HANDLER_SECONDS, stage, outcome).observe(seconds)
 

@@ -24,7 +24,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import msgspec
 from redis.exceptions import RedisError, ResponseError
@@ -41,6 +41,7 @@ from queues.logs import request_id
 from queues.messages import ErrorEvent, Event, Job, TokenEvent, decode_job, encode_event, encode_job
 from queues.pubsub import Subscriber
 from queues.scripts import Call, renew_script, settle_script
+from queues.types import Outcome
 from queues.wire import WireLink
 
 log = logging.getLogger(__name__)
@@ -59,22 +60,23 @@ class Handler(Protocol):
     async def __call__(self, job: Job, ctx: JobContext) -> Job | None: ...
 
 
+# Why the runtime cancelled a job in flight: its client went away, its lease was lost, the worker is leaving.
+StopReason = Literal["", "client", "lost", "left"]
+
+
 class Hooks(Protocol):
-    """Metrics hooks; `outcome` is one of OUTCOMES."""
+    """Metrics hooks."""
 
     def job_started(self, stage: str, queue_wait_s: float) -> None: ...
 
-    def job_finished(self, stage: str, outcome: str, seconds: float) -> None: ...
-
-
-OUTCOMES = ("done", "handed_on", "retried", "rerun", "failed", "expired", "cancelled", "dead", "lost", "left")
+    def job_finished(self, stage: str, outcome: Outcome, seconds: float) -> None: ...
 
 
 class NoHooks:
     def job_started(self, stage: str, queue_wait_s: float) -> None:
         pass
 
-    def job_finished(self, stage: str, outcome: str, seconds: float) -> None:
+    def job_finished(self, stage: str, outcome: Outcome, seconds: float) -> None:
         pass
 
 
@@ -93,7 +95,7 @@ class Entry:
 class InFlight:
     entry: Entry
     task: asyncio.Task[None]
-    stop_reason: str = ""  # why the runtime cancelled it: "client", "lost" or "left"
+    stop_reason: StopReason = ""
     settling: bool = False  # its settle script is under way: it stops by itself, never cancel it
 
 
@@ -330,12 +332,12 @@ class StageWorker:
     async def _run_job(self, entry: Entry) -> None:
         request_id.set(entry.request_id)  # this task's log lines name the request
         began = time.monotonic()
-        outcome = "lost"
+        outcome: Outcome = "lost"
         try:
             outcome = await self._process(entry)
         except asyncio.CancelledError:
             job = self._in_flight.get(entry.id)
-            outcome = job.stop_reason if job and job.stop_reason in ("left", "lost") else "left"
+            outcome = "lost" if job and job.stop_reason == "lost" else "left"
         except Exception:
             log.exception("entry %s could not be settled", entry.id)
         finally:
@@ -343,7 +345,7 @@ class StageWorker:
             self._slot_freed.set()
             self.hooks.job_finished(self.stage, outcome, time.monotonic() - began)
 
-    async def _process(self, entry: Entry) -> str:
+    async def _process(self, entry: Entry) -> Outcome:
         if not entry.fields:  # deleted from the stream while pending: nothing left to do
             await self._settle(entry)
             return "done"
@@ -402,7 +404,7 @@ class StageWorker:
         job = msgspec.structs.replace(job, enqueued_at=time.time())
         return await self._settle(entry, job=job, progress=True, drop_if_cancelled=True)
 
-    async def _retry(self, entry: Entry, job: Job, exc: BaseException) -> str:
+    async def _retry(self, entry: Entry, job: Job, exc: BaseException) -> Outcome:
         error = f"{type(exc).__name__}: {exc}"
         if job.attempt + 1 >= self.config.max_attempts:
             return await self._dead_letter(entry, f"failed {job.attempt + 1} times", error)
@@ -410,7 +412,7 @@ class StageWorker:
         await self._hand_on(entry, retry)
         return "retried"
 
-    async def _rerun(self, entry: Entry, job: Job, exc: Rerun) -> str:
+    async def _rerun(self, entry: Entry, job: Job, exc: Rerun) -> Outcome:
         if job.reruns >= self.config.max_reruns:
             return await self._dead_letter(entry, f"re-run {job.reruns} times", exc.reason)
         stage = job.rerun_from(exc.stage)
@@ -421,11 +423,11 @@ class StageWorker:
         await self._hand_on(entry, again)
         return "rerun"
 
-    async def _fail(self, entry: Entry, error: ErrorEvent) -> str:
+    async def _fail(self, entry: Entry, error: ErrorEvent) -> Outcome:
         await self._settle(entry, event=error)
         return "expired" if error.status == 504 else "failed"
 
-    async def _dead_letter(self, entry: Entry, reason: str, last_error: str = "") -> str:
+    async def _dead_letter(self, entry: Entry, reason: str, last_error: str = "") -> Outcome:
         log.error("dead-lettering entry %s of %s: %s %s", entry.id, self.stream, reason, last_error)
         fields: Fields = dict(entry.fields)
         fields.update(

@@ -27,6 +27,11 @@ ROUTES: Final[dict[Mode, tuple[tuple[Stage, ...], tuple[Stage, ...]]]] = {
 
 FinishReason = Literal["stop", "length"]
 
+# How a job's turn at a stage ended (the `outcome` label of the worker metrics).
+Outcome = Literal[
+    "done", "handed_on", "retried", "rerun", "failed", "expired", "cancelled", "dead", "lost", "left"
+]
+
 
 def route(mode: Mode, has_media: bool) -> list[Stage]:
     with_media, text_only = ROUTES[mode]

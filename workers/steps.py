@@ -181,9 +181,24 @@ def merged_timings(job: Job, stage: str, timings: dict[str, float]) -> dict[str,
     return {**job.timings, **{f"{stage}.{name}": value for name, value in timings.items()}}
 
 
-def hand_on(job: Job, stage: str, timings: dict[str, float], **outputs: object) -> Job:
+def hand_on(
+    job: Job,
+    stage: str,
+    timings: dict[str, float],
+    *,
+    encoded: Encoded | None = None,
+    prefilled: Prefilled | None = None,
+) -> Job:
     """The job for the next stage of the route, carrying this stage's outputs and timings."""
     next_stage = job.next_stage()
     assert next_stage is not None, f"{stage} is the last stage of {job.request.route}"
     merged = merged_timings(job, stage, timings)
-    return msgspec.structs.replace(job, stage=next_stage, timings=merged, attempt=0, last_error="", **outputs)
+    return msgspec.structs.replace(
+        job,
+        stage=next_stage,
+        timings=merged,
+        attempt=0,
+        last_error="",
+        encoded=encoded or job.encoded,
+        prefilled=prefilled or job.prefilled,
+    )

@@ -38,6 +38,7 @@ from pathlib import Path
 import av
 import httpx
 import numpy as np
+import PIL
 from PIL import Image
 
 from queues.media.config import MediaConfig
@@ -296,7 +297,7 @@ async def main(args: argparse.Namespace) -> None:
     print(table(rows))
     print(
         f"\n{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, PyAV {av.__version__}, "
-        f"Pillow {Image.__version__}; median of {args.repeats} interleaved repetitions; "
+        f"Pillow {PIL.__version__}; median of {args.repeats} interleaved repetitions; "
         f"video: {WIDTH}x{HEIGHT} {FPS} fps {SECONDS} s H.264, keyframe every {args.gop} frames; "
         f"total {time.perf_counter() - started:.0f} s"
     )

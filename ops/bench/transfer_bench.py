@@ -94,11 +94,23 @@ async def serve(redis_url: str, prefix: str, device: str, max_bytes: int) -> Non
 
 class OwnerProcess:
     def __init__(self, redis_url: str, prefix: str, device: str, max_bytes: int) -> None:
-        args = [sys.executable, "-m", "ops.bench.transfer_bench", "--serve", redis_url,
-                "--prefix", prefix, "--device", device, "--max-bytes", str(max_bytes)]
+        args = [
+            sys.executable,
+            "-m",
+            "ops.bench.transfer_bench",
+            "--serve",
+            redis_url,
+            "--prefix",
+            prefix,
+            "--device",
+            device,
+            "--max-bytes",
+            str(max_bytes),
+        ]
         env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-        self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True)
+        self.proc = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
 
     async def publish(self, transport: Transport, nbytes: int, digest: bool) -> tuple[TensorRef, float, str]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
@@ -122,8 +134,9 @@ class OwnerProcess:
             self.proc.wait()
 
 
-async def measure(owner: OwnerProcess, reader: TensorTransfer, transport: Transport, nbytes: int,
-                  reps: int) -> list[Sample]:
+async def measure(
+    owner: OwnerProcess, reader: TensorTransfer, transport: Transport, nbytes: int, reps: int
+) -> list[Sample]:
     samples = []
     for rep in range(reps + 1):  # the first run warms pages and connections
         ref, publish_s, expected = await owner.publish(transport, nbytes, digest=rep == 0)
@@ -146,6 +159,7 @@ def copy_seconds(nbytes: int, device: str, reps: int) -> list[float]:
     src = torch.randint(0, 256, (nbytes,), dtype=torch.uint8, device=device)
     dst = torch.empty_like(src)
     if device.startswith("cuda"):
+
         def run() -> None:
             dst.copy_(src)
             torch.cuda.synchronize()
@@ -154,6 +168,7 @@ def copy_seconds(nbytes: int, device: str, reps: int) -> list[float]:
 
         def run() -> None:
             numpy.copyto(dst_array, src_array)
+
     times = []
     for rep in range(reps + 1):
         started = time.perf_counter()
@@ -208,8 +223,9 @@ Row = tuple[int, list[float], dict[Transport, list[Sample]]]
 Pick = Callable[[list[float]], float]
 
 
-def report(rows: list[Row], latency: dict[Transport, list[float]], transports: list[Transport],
-           device: str) -> int:
+def report(
+    rows: list[Row], latency: dict[Transport, list[float]], transports: list[Transport], device: str
+) -> int:
     bound = "device copy" if device.startswith("cuda") else "memcpy"
     load = " / ".join(f"{value:.1f}" for value in os.getloadavg())
     print(f"\n{device}, {os.cpu_count()} CPUs, load average {load}")
@@ -220,8 +236,10 @@ def report(rows: list[Row], latency: dict[Transport, list[float]], transports: l
     print("| size | " + " | ".join(transports) + " |")
     print("|" + "---|" * (len(transports) + 1))
     for nbytes, _, results in rows:
-        cells = [f"{gbps(nbytes, statistics.median([s.publish_s + s.fetch_s for s in results[t]])):.2f}"
-                 for t in transports]
+        cells = [
+            f"{gbps(nbytes, statistics.median([s.publish_s + s.fetch_s for s in results[t]])):.2f}"
+            for t in transports
+        ]
         print(f"| {nbytes // MiB} MiB | " + " | ".join(cells) + " |")
 
     print("\nFetch latency at 4 KiB, microseconds")
@@ -243,8 +261,13 @@ def fetch_table(
 ) -> list[str]:
     """Print fetch GB/s per size and transport against the copy bound; return the goals missed."""
     print(f"\nFetch throughput, GB/s ({label}); in brackets: share of the in-process {bound}")
-    header = f"| size | {bound} | " + " | ".join(transports) + " | " + " | ".join(
-        f"{t}/redis" for t in transports if t != "redis") + " |"
+    header = (
+        f"| size | {bound} | "
+        + " | ".join(transports)
+        + " | "
+        + " | ".join(f"{t}/redis" for t in transports if t != "redis")
+        + " |"
+    )
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     failures = []
@@ -259,8 +282,10 @@ def fetch_table(
             for transport, goal in GOALS.items():
                 share, vs_redis = copy / fetch[transport], fetch["redis"] / fetch[transport]
                 if share < goal or vs_redis < GOAL_VS_REDIS:
-                    failures.append(f"{transport}: {share:.0%} of memcpy (goal {goal:.0%}), "
-                                    f"{vs_redis:.1f}x redis (goal {GOAL_VS_REDIS:.0f}x)")
+                    failures.append(
+                        f"{transport}: {share:.0%} of memcpy (goal {goal:.0%}), "
+                        f"{vs_redis:.1f}x redis (goal {GOAL_VS_REDIS:.0f}x)"
+                    )
     return failures
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ops.processes import MODES, System, launch
+from ops.processes import System, launch
+from queues.types import MODES
 from tests.models import tiny_model_dir
 from tests.unit.engine.oracle import Reference
 

@@ -7,7 +7,7 @@ re-decoded each step, so the cost per token stays constant.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 REPLACEMENT = "\ufffd"
 # A UTF-8 character spans at most 4 byte tokens: if the text still ends in U+FFFD four tokens after
@@ -24,8 +24,8 @@ def fast_decoder(tokenizer: Any) -> Decoder:
     no clean-up) for a third of the per-call cost, which matters at one decode per token."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None or getattr(tokenizer, "clean_up_tokenization_spaces", False):
-        return tokenizer
-    return backend
+        return cast(Decoder, tokenizer)
+    return cast(Decoder, backend)
 
 
 class IncrementalDetokenizer:

@@ -91,7 +91,7 @@ class Prefiller:
     def _embed(self, ids: torch.Tensor, items: list[EncodedItem], starts: list[int]) -> torch.Tensor:
         """Token embeddings of the expanded prompt `(1, tokens, hidden)` with each item's rows written
         over its placeholder run (what the model's masked_scatter does)."""
-        embeds = self.family.model.get_input_embeddings()(ids[None])
+        embeds: torch.Tensor = self.family.model.get_input_embeddings()(ids[None])
         for (embedding, meta), start in zip(items, starts, strict=True):
             if tuple(embedding.shape) != (meta.num_tokens, embeds.shape[-1]):
                 raise ValueError(

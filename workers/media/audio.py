@@ -121,7 +121,7 @@ def _mono(planar: np.ndarray) -> np.ndarray:
     """Average the channels of a (channels, samples) array into float32 (samples,)."""
     if planar.shape[0] == 1:
         return np.ascontiguousarray(planar[0], dtype=np.float32)
-    return planar.mean(axis=0, dtype=np.float32)
+    return np.asarray(planar.mean(axis=0, dtype=np.float32))
 
 
 def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:

@@ -20,7 +20,7 @@ broker = RedisStreamBroker(URL, consumer_id="0")
 recorder: Recorder | None = None
 
 
-@broker.task
+@broker.task  # type: ignore[untyped-decorator]  # taskiq is untyped
 async def noop(enqueued_at: float) -> None:
     assert recorder is not None
     recorder.started(enqueued_at)

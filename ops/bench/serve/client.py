@@ -173,7 +173,7 @@ class _Connection(asyncio.Protocol):
         timer = loop.call_later(limit_s, self._fail, TimeoutError(f"no full response in {limit_s:.0f}s"))
         self._transport.write(request)
         try:
-            return await waiter
+            return int(await waiter)
         finally:
             timer.cancel()
             self._waiter = self._recorder = None

@@ -47,9 +47,9 @@ def short_name(proc: psutil.Process) -> str:
     except psutil.Error:
         return "?"
     if "-m" in cmdline[:-1]:
-        return cmdline[cmdline.index("-m") + 1].rsplit(".", 1)[-1]
+        return str(cmdline[cmdline.index("-m") + 1]).rsplit(".", 1)[-1]
     # redis-server rewrites its title to "redis-server 127.0.0.1:PORT"
-    return os.path.basename(cmdline[0]).split(" ")[0] if cmdline else proc.name()
+    return os.path.basename(cmdline[0]).split(" ")[0] if cmdline else str(proc.name())
 
 
 class CpuMeter:

@@ -23,7 +23,6 @@ from queues.errors import ClientError
 from queues.keys import Keys
 from queues.messages import (
     ErrorEvent,
-    FinishReason,
     TokenEvent,
     TokenLogprob,
     TopLogprob,
@@ -31,6 +30,7 @@ from queues.messages import (
     encode_event,
 )
 from queues.pubsub import Callback, Subscriber
+from queues.types import FinishReason
 
 VOCABULARY = {1: "Hel", 2: "lo", 3: " wor", 4: "ld", 5: "!", 6: "é", 7: "<|im_end|>"}
 

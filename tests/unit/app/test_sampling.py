@@ -12,7 +12,6 @@ from typing import Any
 import msgspec
 import pytest
 
-from app import sampling
 from app.sampling import resolve_sampling
 from app.settings import AppSettings
 from app.types import ChatCompletionRequest
@@ -288,7 +287,7 @@ def test_a_missing_seed_is_drawn_from_secrets(monkeypatch: pytest.MonkeyPatch) -
         asked.append(k)
         return 4242
 
-    monkeypatch.setattr(sampling.secrets, "randbits", randbits)
+    monkeypatch.setattr("app.sampling.secrets.randbits", randbits)
     assert resolve().seed == 4242
     assert asked == [63]  # a non-negative int64
     assert resolve(seed=5).seed == 5 and asked == [63]  # a given seed draws nothing

@@ -22,7 +22,7 @@ def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
         return samples.astype(np.float32, copy=False)
     duration = samples.shape[0] / rate
     times = np.arange(round(duration * target)) / target
-    return np.interp(times, np.arange(samples.shape[0]) / rate, samples).astype(np.float32)
+    return np.asarray(np.interp(times, np.arange(samples.shape[0]) / rate, samples), dtype=np.float32)
 
 
 class Qwen2Audio(Family):
