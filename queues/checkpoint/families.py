@@ -30,26 +30,14 @@ class FamilySpec(msgspec.Struct, frozen=True, kw_only=True):
         return ids
 
 
-_QWEN_VL_PLACEHOLDERS: dict[Modality, tuple[tuple[str, ...], int]] = {
-    "image": (("image_token_id",), 151655),
-    "video": (("video_token_id",), 151656),
-}
-_QWEN_TEXT = {"max_position_embeddings": 32768, "eos_token_id": 151645}
-
 QWEN2_VL = FamilySpec(
     name="qwen2-vl",
     model_types=("qwen2_vl",),
     modalities=("image", "video"),
-    placeholders=_QWEN_VL_PLACEHOLDERS,
-    text_defaults=_QWEN_TEXT,
+    placeholders={"image": (("image_token_id",), 151655), "video": (("video_token_id",), 151656)},
+    text_defaults={"max_position_embeddings": 32768, "eos_token_id": 151645},
 )
-QWEN25_VL = FamilySpec(
-    name="qwen2.5-vl",
-    model_types=("qwen2_5_vl",),
-    modalities=("image", "video"),
-    placeholders=_QWEN_VL_PLACEHOLDERS,
-    text_defaults=_QWEN_TEXT,
-)
+QWEN25_VL = msgspec.structs.replace(QWEN2_VL, name="qwen2.5-vl", model_types=("qwen2_5_vl",))
 LLAVA = FamilySpec(
     name="llava",
     model_types=("llava",),
