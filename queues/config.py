@@ -18,8 +18,9 @@ How a variable's text becomes a value, the same for every class:
   MediaConfig's `image` limits come from `MEDIA_IMAGE_MAX_BYTES`, `MEDIA_IMAGE_READ_TIMEOUT_S` ...;
   nested fields not set keep the values of the outer field's default.
 
-A bad value raises ValueError naming the variable and its text, e.g.
-"bad configuration: QUEUE_LEASE_S='soon': Expected `float`, got `str`".
+A bad value raises ConfigError (a ValueError) naming the variable and its text, e.g.
+"bad configuration: QUEUE_LEASE_S='soon': Expected `float`, got `str`"; a process that cannot start
+with its configuration says so in that one line, without a traceback.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ _SEQUENCES = (
     msgspec.inspect.VarTupleType,
 )
 _UNSET: Any = object()
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names the variable and says what is wrong."""
 
 
 def parse_size(text: str) -> int:
@@ -95,12 +100,12 @@ def _build(cls: type[T], env: Mapping[str, str], prefix: str, values: Mapping[st
         elif (text := env.get(name)) is not None and (value := _parse(text, field, name)) is not _UNSET:
             kwargs[field.name] = value
         elif base is None and field.required:
-            raise ValueError(f"bad configuration: {name} is required")
+            raise ConfigError(f"bad configuration: {name} is required")
     try:
         return cls(**kwargs) if base is None else msgspec.structs.replace(base, **kwargs)
     except (TypeError, ValueError) as exc:  # __post_init__'s checks
         context = f"{prefix}*: " if prefix else ""
-        raise ValueError(f"bad configuration: {context}{exc}") from None
+        raise ConfigError(f"bad configuration: {context}{exc}") from None
 
 
 def _parse(text: str, field: msgspec.structs.FieldInfo, name: str) -> Any:
@@ -116,10 +121,10 @@ def _parse(text: str, field: msgspec.structs.FieldInfo, name: str) -> Any:
         try:
             size = parse_size(text)
         except ValueError as exc:
-            raise ValueError(f"bad configuration: {name}={text!r}: {exc}") from None
+            raise ConfigError(f"bad configuration: {name}={text!r}: {exc}") from None
         return _convert(size, field.type, name, text)
     choices = _choices(info)
-    return _convert(_choose(text, choices), field.type, name, text, choices)
+    return _convert(_choose(text, choices), field.type, name, text, choices and choices + _numbers(info))
 
 
 def _convert(
@@ -130,9 +135,9 @@ def _convert(
         result = msgspec.convert(value, type_, strict=False)
     except msgspec.ValidationError as exc:
         hint = f" (one of: {', '.join(choices)})" if choices else ""
-        raise ValueError(f"bad configuration: {name}={shown}: {exc}{hint}") from None
+        raise ConfigError(f"bad configuration: {name}={shown}: {exc}{hint}") from None
     if isinstance(result, float) and not math.isfinite(result):
-        raise ValueError(f"bad configuration: {name}={shown}: not a finite number")
+        raise ConfigError(f"bad configuration: {name}={shown}: not a finite number")
     return result
 
 
@@ -166,6 +171,15 @@ def _unwrap(info: msgspec.inspect.Type) -> msgspec.inspect.Type:
 
 def _choose(text: str, choices: tuple[str, ...]) -> str:
     return next((choice for choice in choices if choice.lower() == text.lower()), text)
+
+
+def _numbers(info: msgspec.inspect.Type) -> tuple[str, ...]:
+    """How a union of choices and numbers (`MAX_KV_TOKENS`: `auto` or an integer) names the numbers."""
+    members = info.types if isinstance(info, msgspec.inspect.UnionType) else ()
+    kinds = {type(_unwrap(m)) for m in members}
+    if msgspec.inspect.FloatType in kinds:
+        return ("a number",)
+    return ("an integer",) if msgspec.inspect.IntType in kinds else ()
 
 
 def _choices(info: msgspec.inspect.Type) -> tuple[str, ...]:

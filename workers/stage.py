@@ -3,14 +3,18 @@
 `handle(ctx, job, jctx)` gets the process's WorkerContext (engine, media loader, tensor transfer),
 the job and its JobContext, and returns the next stage's job or None; everything else (reading,
 acknowledging, retries, shutdown) is the queues runtime.
+
+A worker that cannot start with its configuration (a bad value, a DEVICE this machine lacks, no room
+for the KV cache) logs one line saying which setting and why, and exits with code 2.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from queues.config import RuntimeConfig
+from queues.config import ConfigError, RuntimeConfig
 from queues.messages import Job
 from queues.runner import run_worker
 from queues.runtime import Handler, JobContext
@@ -37,4 +41,8 @@ def handler_factory(
 
 def serve(stage: str, handle: StageFunction, *, media: bool, transfer: bool) -> None:
     factory = handler_factory(stage, handle, media=media, transfer=transfer)
-    run_worker(stage, factory, concurrency=WorkerSettings.concurrency_from_env(stage))
+    try:
+        run_worker(stage, factory, concurrency=WorkerSettings.concurrency_from_env(stage))
+    except ConfigError as exc:  # the message names the variable: a traceback would only hide it
+        logging.getLogger(__name__).critical("the %s worker cannot start: %s", stage, exc)
+        raise SystemExit(2) from None

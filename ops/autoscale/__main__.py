@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 from ops.autoscale.loop import Autoscaler
 from ops.autoscale.metrics import AutoscaleMetrics
 from ops.autoscale.settings import AutoscaleSettings
-from queues.config import RuntimeConfig, from_env
+from queues.config import ConfigError, RuntimeConfig, from_env
 from queues.connection import check_server, connect
 from queues.logs import setup_logging
 
@@ -46,7 +46,12 @@ async def serve(settings: AutoscaleSettings, runtime: RuntimeConfig) -> None:
 
 def main() -> None:
     setup_logging()
-    uvloop.run(serve(from_env(AutoscaleSettings), from_env(RuntimeConfig)))
+    try:
+        settings, runtime = from_env(AutoscaleSettings), from_env(RuntimeConfig)
+    except ConfigError as exc:  # the message names the variable: a traceback would only hide it
+        log.critical("the autoscaler cannot start: %s", exc)
+        raise SystemExit(2) from None
+    uvloop.run(serve(settings, runtime))
 
 
 if __name__ == "__main__":

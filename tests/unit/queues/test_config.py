@@ -9,7 +9,7 @@ from typing import Literal
 import msgspec
 import pytest
 
-from queues.config import describe, env_names, from_env, parse_size
+from queues.config import ConfigError, describe, env_names, from_env, parse_size
 from queues.heartbeat import ConsumerSettings, explicit_name
 from queues.logs import LogSettings
 from queues.metrics import WorkerMetricsSettings
@@ -120,7 +120,7 @@ def test_keyword_values_win_over_the_environment() -> None:
     ],
 )
 def test_a_bad_value_names_its_variable(env: dict[str, str], message: str) -> None:
-    with pytest.raises(ValueError, match=f"^bad configuration: {message}"):
+    with pytest.raises(ConfigError, match=f"^bad configuration: {message}"):
         from_env(Sample, env)
 
 
