@@ -18,6 +18,7 @@ from queues.config import ConfigError, RuntimeConfig
 from queues.messages import Job
 from queues.runner import run_worker
 from queues.runtime import Handler, JobContext
+from queues.types import Stage
 from workers.context import WorkerContext, open_context
 from workers.settings import WorkerSettings
 
@@ -25,7 +26,7 @@ StageFunction = Callable[[WorkerContext, Job, JobContext], Awaitable[Job | None]
 
 
 def handler_factory(
-    stage: str, handle: StageFunction, *, media: bool, transfer: bool
+    stage: Stage, handle: StageFunction, *, media: bool, transfer: bool
 ) -> Callable[[RuntimeConfig], AbstractAsyncContextManager[Handler]]:
     @asynccontextmanager
     async def make_handler(runtime: RuntimeConfig) -> AsyncIterator[Handler]:
@@ -39,7 +40,7 @@ def handler_factory(
     return make_handler
 
 
-def serve(stage: str, handle: StageFunction, *, media: bool, transfer: bool) -> None:
+def serve(stage: Stage, handle: StageFunction, *, media: bool, transfer: bool) -> None:
     factory = handler_factory(stage, handle, media=media, transfer=transfer)
     try:
         run_worker(stage, factory, concurrency=WorkerSettings.concurrency_from_env(stage))

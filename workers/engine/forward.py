@@ -20,13 +20,17 @@ class ModelForward:
     def __init__(self, model: Any) -> None:
         self.decoder = model.get_decoder()
         self.head = model.get_output_embeddings()
-        params = inspect.signature(self.decoder.forward).parameters
-        self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
+        self._cache_kwarg = "cache"
+        if self.decoder is not None:  # None: an encode worker, which holds no language model
+            params = inspect.signature(self.decoder.forward).parameters
+            self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
         self._last_only = "logits_to_keep" in inspect.signature(model.forward).parameters
 
     def __call__(self, cache: Any = None, **inputs: Any) -> tuple[torch.Tensor, Any]:
         """Run with a KV cache; returns the float32 logits of the last position `(batch, vocab)` and the
         cache the decoder used (a new one when `cache` is None)."""
+        if self.decoder is None or self.head is None:
+            raise RuntimeError("this worker holds no language model: its stage only encodes")
         if cache is not None:
             inputs[self._cache_kwarg] = cache
         out = self.decoder(use_cache=True, return_dict=True, **inputs)

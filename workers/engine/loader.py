@@ -1,4 +1,5 @@
-"""`load_engine`: a checkpoint directory (tiny or real, any supported family) → a `TransformersEngine`."""
+"""`load_engine`: a checkpoint directory (tiny or real, any supported family) and a stage → a
+`TransformersEngine` with the modules that stage runs."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import torch
 import transformers
 from transformers import AutoConfig, AutoProcessor
 
+from queues.types import Stage
 from workers.engine.engine import TransformersEngine
 from workers.engine.limits import EngineLimits
 from workers.engine.model_info import ModelInfo
+from workers.engine.parts import dropped_by, load_parts
 
 
 def load_engine(
@@ -18,11 +21,14 @@ def load_engine(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     limits: EngineLimits | None = None,
+    stage: Stage = "agg",
 ) -> TransformersEngine:
+    """The engine of `stage`, holding only the modules it runs (`workers.engine.parts`)."""
     info = ModelInfo.load(model_dir)  # fails first, with the supported families, for other models
     config = AutoConfig.from_pretrained(model_dir)
     model_cls = getattr(transformers, config.architectures[0])
-    model = model_cls.from_pretrained(model_dir, dtype=dtype, attn_implementation="sdpa")
+    family_cls = info.family_cls
+    model = load_parts(model_cls, model_dir, dropped_by(stage, family_cls.tower, family_cls.language), dtype)
     target = torch.device(device)
     model = model.to(target).eval()
     processor = AutoProcessor.from_pretrained(model_dir)

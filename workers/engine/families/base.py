@@ -19,6 +19,9 @@ class Family(ABC):
     loaded model and processor and does the family-specific work."""
 
     spec: ClassVar[FamilySpec]
+    # Module paths of the media tower (what encode runs) and of the language model (prefill, decode).
+    tower: ClassVar[tuple[str, ...]]
+    language: ClassVar[tuple[str, ...]] = ("model.language_model", "lm_head")
 
     def __init__(
         self,

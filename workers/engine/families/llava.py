@@ -10,6 +10,7 @@ from workers.media.types import LoadedImage, LoadedMedia
 
 class Llava(Family):
     spec = LLAVA
+    tower = ("model.vision_tower", "model.multi_modal_projector")
 
     def encode(self, items: list[LoadedMedia]) -> list[EncodedItem]:
         images = [item for item in items if isinstance(item, LoadedImage)]

@@ -27,6 +27,7 @@ def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
 
 class Qwen2Audio(Family):
     spec = QWEN2_AUDIO
+    tower = ("model.audio_tower", "model.multi_modal_projector")
 
     def encode(self, items: list[LoadedMedia]) -> list[EncodedItem]:
         clips = [item for item in items if isinstance(item, LoadedAudio)]

@@ -18,6 +18,7 @@ TOKEN_TYPE = {"image": 1, "video": 2}  # mm_token_type_ids values get_rope_index
 
 class Qwen2VL(Family):
     spec = QWEN2_VL
+    tower = ("model.visual",)  # its merger (the projector) included
 
     def encode(self, items: list[LoadedMedia]) -> list[EncodedItem]:
         images = {i: item for i, item in enumerate(items) if isinstance(item, LoadedImage)}
