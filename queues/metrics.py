@@ -1,4 +1,5 @@
-"""Prometheus metrics of a worker process: jobs by outcome, handler time, queue wait, step timings.
+"""Prometheus metrics of a worker process: jobs by outcome, handler time, queue wait, step timings,
+and the KV budget its engine settled on at start.
 
 Every worker serves them on `WORKER_METRICS_PORT` (else on the Procfile runner's `PORT`) at
 `WORKER_METRICS_HOST` (`WorkerMetricsSettings`); the front door has its own set (app/metrics.py).
@@ -11,7 +12,7 @@ import logging
 from typing import Any
 
 import msgspec
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from prometheus_client.metrics import MetricWrapperBase
 
 from queues.config import env_names, from_env
@@ -32,6 +33,11 @@ STEP_SECONDS = Histogram(
     "Time of one step of a stage (media, encode, transfer, prefill, decode)",
     ["stage", "step"],
     buckets=SECONDS,
+)
+KV_TOKENS = Gauge(
+    "triptych_kv_tokens",
+    "KV positions a decoding worker's batch may reserve (MAX_KV_TOKENS, or what auto settled on)",
+    ["stage"],
 )
 
 

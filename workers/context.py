@@ -13,12 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from transformers import AutoConfig
 
 from queues.config import RuntimeConfig, from_env
 from queues.connection import connect
 from queues.keys import Keys
 from queues.media.config import MediaConfig
+from queues.metrics import KV_TOKENS
 from queues.transfer import TensorTransfer, TransferConfig
+from workers.devices import DECODING, fixed_kv_tokens, kv_bytes_of, kv_tokens_on_device, place
 from workers.engine.base import EncodedItem, Engine
 from workers.engine.limits import EngineLimits
 from workers.engine.loader import load_engine
@@ -26,7 +29,7 @@ from workers.engine.mock import MockEngine, MockTimings
 from workers.engine.model_info import ModelInfo
 from workers.media.encoder_cache import EncoderOutputCache
 from workers.media.loader import MediaLoader
-from workers.settings import WorkerSettings
+from workers.settings import DEFAULT_KV_TOKENS, WorkerSettings
 
 
 @dataclass
@@ -50,24 +53,44 @@ class WorkerContext:
 
 
 async def build_engine(settings: WorkerSettings, info: ModelInfo, stage: str = "agg") -> Engine:
-    limits = EngineLimits(max_batch_size=settings.max_batch_size, max_kv_tokens=settings.max_kv_tokens)
-    if settings.engine == "mock":
+    if settings.engine == "mock":  # simulated: DEVICE and DTYPE play no part
+        limits = EngineLimits(settings.max_batch_size, fixed_kv_tokens(settings, "cpu") or DEFAULT_KV_TOKENS)
         timings = MockTimings(
             prefill_s_per_token=settings.mock_prefill_token_s,
             decode_s_per_step=settings.mock_decode_step_s,
             encode_s_per_item=settings.mock_encode_item_s,
         )
-        return MockEngine(info, timings, limits)
-    if not settings.device.startswith("cuda"):
+        return _serving(MockEngine(info, timings, limits), stage, limits.max_kv_tokens)
+    placement = place(settings)  # a device this machine lacks stops the worker here, before loading
+    kv_tokens = fixed_kv_tokens(settings, placement.device.type)
+    # with MAX_KV_TOKENS=auto on a GPU, the engine starts with a stand-in figure, settled below
+    limits = EngineLimits(settings.max_batch_size, kv_tokens or DEFAULT_KV_TOKENS)
+    if placement.device.type == "cpu":
         torch.set_num_threads(settings.torch_threads or max(1, (os.cpu_count() or 1) // 4))
     if settings.engine == "sglang":  # imported here: the sglang backend is an optional install
         from workers.engine.sglang.loader import load_sglang_engine
 
-        engine = await load_sglang_engine(settings, info, stage)
+        engine = await load_sglang_engine(settings, info, stage, placement)
         if engine is not None:  # None: e-pd's encode stage, the transformers vision tower
-            return engine
-    dtype = getattr(torch, settings.dtype)
-    return await asyncio.to_thread(load_engine, settings.model, settings.device, dtype, limits)
+            return _serving(engine, stage, kv_tokens)  # None: sglang sizes its own KV pool
+    engine = await asyncio.to_thread(load_engine, settings.model, placement.device, placement.dtype, limits)
+    if kv_tokens is None and stage in DECODING:
+        # the model is on the GPU now, and the engine has not served: its schedulers read this
+        text_config = AutoConfig.from_pretrained(settings.model).get_text_config()
+        limits.max_kv_tokens = await asyncio.to_thread(
+            kv_tokens_on_device,
+            placement.device,
+            settings.gpu_memory_fraction,
+            kv_bytes_of(text_config, placement.dtype),
+        )
+    return _serving(engine, stage, limits.max_kv_tokens)
+
+
+def _serving(engine: Engine, stage: str, kv_tokens: int | None) -> Engine:
+    """Export the KV budget of a decoding stage's engine (triptych_kv_tokens) once it is known."""
+    if kv_tokens is not None and stage in DECODING:
+        KV_TOKENS.labels(stage).set(kv_tokens)
+    return engine
 
 
 def audio_sampling_rate(model_dir: str) -> int | None:

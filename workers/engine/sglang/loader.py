@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from transformers import AutoConfig
 
+from workers.devices import Placement, fixed_kv_tokens, place
 from workers.engine.base import Engine
 from workers.engine.model_info import ModelInfo
 from workers.engine.sglang import kernel_compat
@@ -37,13 +38,16 @@ log = logging.getLogger(__name__)
 ARGS_ENV = "ENGINE_SGLANG_ARGS"
 
 
-async def load_sglang_engine(settings: WorkerSettings, info: ModelInfo, stage: str) -> Engine | None:
-    """The stage's sglang engine; None for the encode stage, which runs the transformers engine."""
+async def load_sglang_engine(
+    settings: WorkerSettings, info: ModelInfo, stage: str, placement: Placement | None = None
+) -> Engine | None:
+    """The stage's sglang engine; None for the encode stage, which runs the transformers engine.
+    `placement`: the checked DEVICE and DTYPE (`workers.devices.place`), checked here if not given."""
     check_supported(stage, info.family, settings.device)
     if stage == "encode":
         log.info("ENGINE=sglang, encode stage: the transformers vision tower makes the embeddings for sglang")
         return None
-    runtime = start_sglang(engine_arguments(settings))
+    runtime = start_sglang(engine_arguments(settings, placement or place(settings)))
     layout = VisionLayout.of(AutoConfig.from_pretrained(settings.model), info.family)
     if stage == "agg":
         encoder = PixelEncoder(settings.model, timed_video=layout.tokens_per_second > 0)
@@ -51,16 +55,20 @@ async def load_sglang_engine(settings: WorkerSettings, info: ModelInfo, stage: s
     return SglangEngine(runtime, info, layout, "embeddings", None)
 
 
-def engine_arguments(settings: WorkerSettings) -> dict[str, Any]:
-    device = torch.device(settings.device)
+def engine_arguments(settings: WorkerSettings, placement: Placement) -> dict[str, Any]:
+    device = placement.device
     arguments: dict[str, Any] = {
         "model_path": settings.model,
         "device": device.type,
-        "dtype": settings.dtype,
-        "max_total_tokens": settings.max_kv_tokens,  # sglang reserves most free memory otherwise
+        "dtype": str(placement.dtype).removeprefix("torch."),
         "max_running_requests": settings.max_batch_size,
         "log_level": "warning",
     }
+    kv_tokens = fixed_kv_tokens(settings, device.type)
+    if kv_tokens is not None:  # on CPU always: sglang reserves most of the RAM otherwise
+        arguments["max_total_tokens"] = kv_tokens
+    else:  # MAX_KV_TOKENS=auto on a GPU: sglang sizes its KV pool within the same share of it
+        arguments["mem_fraction_static"] = settings.gpu_memory_fraction
     if device.type == "cpu":
         arguments["disable_cuda_graph"] = True
     elif device.index is not None:
