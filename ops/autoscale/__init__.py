@@ -25,6 +25,7 @@ QUEUE_GRACE_S ..., are read too and passed on to the workers):
 | `AUTOSCALE_MAX_WORKERS` | `4` | most workers per stage |
 | `AUTOSCALE_TARGET_PER_WORKER` | `8` | backlog (lag + pending) one worker should carry |
 | `AUTOSCALE_LIMITS` | none | per-stage overrides `stage=min:max[:target]`, comma-separated |
+| `AUTOSCALE_DEVICES` | none | workers' `DEVICE` per stage, `stage=device[+device...]`, comma-separated |
 | `AUTOSCALE_COOLDOWN_S` | `60` | how long the desired count stays lower before workers drain |
 | `AUTOSCALE_INTERVAL_S` | `1` | seconds between two rounds |
 | `AUTOSCALE_COMMAND` | `python -m workers.{stage}` | worker command (`python`: this interpreter) |
@@ -36,4 +37,11 @@ QUEUE_GRACE_S ..., are read too and passed on to the workers):
 
 A draining worker still running QUEUE_GRACE_S + 10 s after its SIGTERM is killed; its jobs stay
 pending and are reclaimed by the others after the lease.
+
+Devices go by name, so they are stable: with `AUTOSCALE_DEVICES=encode=cuda:0,decode=cuda:1+cuda:2`,
+the encode workers run on cuda:0, decode.1 and decode.3 on cuda:1, decode.2 on cuda:2; a stage the
+list does not name keeps the autoscaler's own `DEVICE`. A worker keeps its device for its life, a
+restarted one (same name) gets it again, and a name freed by a drained worker is taken, with its
+device, by the next worker the stage starts. While a worker drains, its name is taken, so the next
+one may double up on a device for that while.
 """

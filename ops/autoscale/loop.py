@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 
 from ops.autoscale.consumers import ConsumerSweeper
 from ops.autoscale.decide import Decision, Scaler
-from ops.autoscale.launch import metrics_port, worker_argv, worker_env
+from ops.autoscale.launch import metrics_port, worker_argv, worker_device, worker_env
 from ops.autoscale.metrics import AutoscaleMetrics
 from ops.autoscale.observe import StageState, observe
 from ops.autoscale.pool import StagePool
@@ -58,9 +58,10 @@ class Autoscaler:
 
     def _pool(self, index: int, stage: str) -> StagePool:
         first = self.settings.worker_metrics_port
+        devices = self.settings.devices_of(stage)
 
         def env_for(name: str, n: int) -> dict[str, str]:
-            return worker_env(name, metrics_port(first, index, n))
+            return worker_env(name, metrics_port(first, index, n), device=worker_device(devices, n))
 
         return StagePool(stage, worker_argv(self.settings.command, stage), env_for, self.kill_after_s)
 

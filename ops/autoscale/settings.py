@@ -9,7 +9,8 @@ import msgspec
 
 from ops.autoscale.decide import Policy
 from queues.config import env_names
-from queues.types import Mode, Stage, stages
+from queues.types import STAGES, Mode, Stage, stages
+from workers.settings import check_device_name
 
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
@@ -24,6 +25,8 @@ class AutoscaleSettings(
     max_workers: Positive = 4
     target_per_worker: Positive = 8  # backlog (lag + pending) one worker should carry
     limits: list[str] = []  # per-stage overrides, `stage=min:max[:target]`, e.g. `decode=1:2:64`
+    # per-stage DEVICE lists, `stage=device[+device...]`, e.g. `encode=cuda:0,decode=cuda:1+cuda:2`
+    devices: list[str] = []
     cooldown_s: Annotated[float, msgspec.Meta(ge=0)] = 60.0  # a lower wish must last this long to drain
     interval_s: Annotated[float, msgspec.Meta(gt=0)] = 1.0  # one round of reading and deciding
     command: str = "python -m workers.{stage}"  # worker command line; `{stage}` is replaced
@@ -40,6 +43,24 @@ class AutoscaleSettings(
             )
         for stage in self.scaled_stages():
             self.policy(stage)  # a bad AUTOSCALE_LIMITS entry fails at start, not at the first round
+        self.device_lists()
+
+    def device_lists(self) -> dict[str, list[str]]:
+        """AUTOSCALE_DEVICES by stage; a stage it does not name: none (its workers inherit DEVICE)."""
+        lists: dict[str, list[str]] = {}
+        for entry in self.devices:
+            name, _, devices = entry.partition("=")
+            stage, names = name.strip(), [d.strip() for d in devices.split("+")]
+            if stage not in STAGES or not all(names):
+                raise ValueError(f"AUTOSCALE_DEVICES entry {entry!r} is not `stage=device[+device...]`")
+            if stage in lists:
+                raise ValueError(f"AUTOSCALE_DEVICES names {stage} twice; list its devices in one entry")
+            lists[stage] = [check_device_name(d, f"AUTOSCALE_DEVICES entry {entry!r}: device") for d in names]
+        return lists
+
+    def devices_of(self, stage: str) -> list[str]:
+        """The devices the stage's workers take in turn (empty: they keep the inherited DEVICE)."""
+        return self.device_lists().get(stage, [])
 
     def scaled_stages(self) -> list[Stage]:
         return list(self.stages) or stages(self.mode)

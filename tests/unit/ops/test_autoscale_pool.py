@@ -10,8 +10,13 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+import redis.asyncio as aioredis
 
+from ops.autoscale.launch import worker_device, worker_env
+from ops.autoscale.loop import Autoscaler
 from ops.autoscale.pool import StagePool
+from ops.autoscale.settings import AutoscaleSettings
+from queues.config import RuntimeConfig, from_env
 
 SLEEP = ["sleep", "60"]
 IGNORES_SIGTERM = ["sh", "-c", "trap '' TERM; exec sleep 60"]
@@ -134,3 +139,50 @@ def test_unstartable_command_is_retried_with_longer_pauses(make_pool):
     assert pool.reap(3.0) == 0  # still paused
     pool.scale_to(0, 4.0)
     assert (pool.running, pool.draining) == (0, 0)
+
+
+def test_a_worker_keeps_its_device_and_a_freed_name_passes_its_device_on():
+    """Devices go round-robin by worker number (AUTOSCALE_DEVICES): a restarted worker gets its own
+    again, and the next worker to take a drained worker's name takes that name's device."""
+    devices = ["cuda:1", "cuda:2"]
+    given: list[tuple[str, str]] = []
+
+    def env_for(name: str, n: int) -> dict[str, str]:
+        env = worker_env(
+            name, None, {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, device=worker_device(devices, n)
+        )
+        given.append((name, env["DEVICE"]))
+        return env
+
+    pool = StagePool("decode", SLEEP, env_for, kill_after_s=5.0)
+    try:
+        pool.scale_to(3, 0.0)
+        assert given == [("decode.1", "cuda:1"), ("decode.2", "cuda:2"), ("decode.3", "cuda:1")]
+        assert kill_worker(pool, "decode.2", now=100.0) == 1  # restarted at once, on its device
+        assert given[-1] == ("decode.2", "cuda:2")
+        pool.scale_to(1, 101.0)  # decode.2 and decode.3 drain; SIGTERM ends `sleep`
+
+        def drained() -> bool:
+            pool.reap(102.0)
+            return pool.draining == 0
+
+        until(drained)
+        pool.scale_to(2, 103.0)
+        assert given[-1] == ("decode.2", "cuda:2")
+    finally:
+        pool.stop_all(200.0)
+        pool.kill_all()
+
+
+def test_the_autoscalers_pools_give_each_stage_its_devices(monkeypatch):
+    monkeypatch.setenv("DEVICE", "cuda:3")
+    env = {"MODE": "e-p-d", "AUTOSCALE_DEVICES": "encode=cuda:0,decode=cuda:1+cuda:2"}
+    client = aioredis.Redis.from_url("redis://127.0.0.1:1/0")  # never used: no round runs
+    autoscaler = Autoscaler(from_env(AutoscaleSettings, env), RuntimeConfig(), client)
+
+    def device(stage: str, n: int) -> str:
+        return autoscaler.pools[stage].env_for(f"{stage}.{n}", n)["DEVICE"]
+
+    assert [device("encode", n) for n in (1, 2)] == ["cuda:0", "cuda:0"]
+    assert [device("decode", n) for n in (1, 2, 3)] == ["cuda:1", "cuda:2", "cuda:1"]
+    assert device("prefill", 1) == "cuda:3"  # not listed: the autoscaler's own DEVICE

@@ -8,7 +8,7 @@ import pytest
 
 import ops.autoscale
 from ops.autoscale.decide import Policy
-from ops.autoscale.launch import metrics_port, worker_argv, worker_env
+from ops.autoscale.launch import metrics_port, worker_argv, worker_device, worker_env
 from ops.autoscale.settings import AutoscaleSettings
 from queues.config import describe, from_env
 
@@ -31,6 +31,7 @@ def test_every_variable_is_read():
         "AUTOSCALE_MAX_WORKERS": "6",
         "AUTOSCALE_TARGET_PER_WORKER": "3",
         "AUTOSCALE_LIMITS": "pd=0:2:64",
+        "AUTOSCALE_DEVICES": "pd=cuda:1+cuda:2",
         "AUTOSCALE_COOLDOWN_S": "5",
         "AUTOSCALE_INTERVAL_S": "0.5",
         "AUTOSCALE_COMMAND": "python -m tests.fake_stage {stage}",
@@ -51,6 +52,7 @@ def test_every_variable_is_read():
         9500,
     )
     assert settings.command == env["AUTOSCALE_COMMAND"]
+    assert (settings.devices_of("pd"), settings.devices_of("encode")) == (["cuda:1", "cuda:2"], [])
 
 
 def test_limits_without_target_keep_the_global_one():
@@ -70,6 +72,11 @@ def test_limits_without_target_keep_the_global_one():
         {"AUTOSCALE_LIMITS": "decode=3:1"},
         {"AUTOSCALE_LIMITS": "decode=1:2:0"},
         {"AUTOSCALE_LIMITS": "decode=many"},
+        {"AUTOSCALE_DEVICES": "decode=gpu"},
+        {"AUTOSCALE_DEVICES": "decode=cuda:0+"},
+        {"AUTOSCALE_DEVICES": "decoder=cuda:0"},
+        {"AUTOSCALE_DEVICES": "cuda:0"},
+        {"AUTOSCALE_DEVICES": "decode=cuda:0,decode=cuda:1"},
         {"MODE": "everything"},
     ],
 )
@@ -99,3 +106,21 @@ def test_worker_environment():
     assert worker_env("decode.2", 9601, base)["WORKER_METRICS_PORT"] == "9601"
     assert [metrics_port(9500, i, n) for i, n in ((0, 1), (0, 2), (2, 1))] == [9500, 9501, 9700]
     assert metrics_port(0, 1, 1) is None
+
+
+def test_device_lists_by_stage():
+    env = {"AUTOSCALE_DEVICES": "encode=cuda:0, decode=cuda:1+cuda:2 , agg=cpu"}
+    settings = from_env(AutoscaleSettings, env)
+    assert settings.device_lists() == {"encode": ["cuda:0"], "decode": ["cuda:1", "cuda:2"], "agg": ["cpu"]}
+    assert settings.devices_of("prefill") == []  # not named: its workers keep the inherited DEVICE
+    with pytest.raises(ValueError, match=r"AUTOSCALE_DEVICES entry 'decode=gpu': device='gpu': expected cpu"):
+        from_env(AutoscaleSettings, {"AUTOSCALE_DEVICES": "decode=gpu"})
+
+
+def test_a_workers_device_follows_its_number():
+    devices = ["cuda:1", "cuda:2"]
+    assert [worker_device(devices, n) for n in range(1, 6)] == [*devices, *devices, "cuda:1"]
+    assert worker_device([], 3) is None
+    base = {"DEVICE": "cuda:0", "REDIS_URL": "redis://r:1/0"}
+    assert worker_env("decode.2", None, base, device="cuda:2")["DEVICE"] == "cuda:2"
+    assert worker_env("prefill.1", None, base)["DEVICE"] == "cuda:0"  # no list: inherited
