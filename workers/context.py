@@ -21,6 +21,7 @@ from queues.keys import Keys
 from queues.media.config import MediaConfig
 from queues.metrics import KV_TOKENS
 from queues.transfer import TensorTransfer, TransferConfig
+from queues.types import Stage
 from workers.devices import DECODING, fixed_kv_tokens, kv_bytes_of, kv_tokens_on_device, place
 from workers.engine.base import EncodedItem, Engine
 from workers.engine.limits import EngineLimits
@@ -52,7 +53,7 @@ class WorkerContext:
         return self.transfer
 
 
-async def build_engine(settings: WorkerSettings, info: ModelInfo, stage: str = "agg") -> Engine:
+async def build_engine(settings: WorkerSettings, info: ModelInfo, stage: Stage = "agg") -> Engine:
     if settings.engine == "mock":  # simulated: DEVICE and DTYPE play no part
         limits = EngineLimits(settings.max_batch_size, fixed_kv_tokens(settings, "cpu") or DEFAULT_KV_TOKENS)
         timings = MockTimings(
@@ -73,7 +74,9 @@ async def build_engine(settings: WorkerSettings, info: ModelInfo, stage: str = "
         engine = await load_sglang_engine(settings, info, stage, placement)
         if engine is not None:  # None: e-pd's encode stage, the transformers vision tower
             return _serving(engine, stage, kv_tokens)  # None: sglang sizes its own KV pool
-    engine = await asyncio.to_thread(load_engine, settings.model, placement.device, placement.dtype, limits)
+    engine = await asyncio.to_thread(
+        load_engine, settings.model, placement.device, placement.dtype, limits, stage
+    )
     if kv_tokens is None and stage in DECODING:
         # the model is on the GPU now, and the engine has not served: its schedulers read this
         text_config = AutoConfig.from_pretrained(settings.model).get_text_config()
@@ -104,7 +107,7 @@ def audio_sampling_rate(model_dir: str) -> int | None:
 
 @asynccontextmanager
 async def open_context(
-    stage: str, runtime: RuntimeConfig, *, media: bool, transfer: bool
+    stage: Stage, runtime: RuntimeConfig, *, media: bool, transfer: bool
 ) -> AsyncIterator[WorkerContext]:
     settings = from_env(WorkerSettings)
     info = ModelInfo.load(settings.model)
