@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from queues.config import ConfigError
 from queues.types import Stage
 
 ENCODES: frozenset[Stage] = frozenset({"encode", "agg"})
@@ -60,6 +61,18 @@ def partial_class(base: type[Any], dropped: tuple[str, ...]) -> type[Any]:
     return type(base.__name__, (base,), attributes)
 
 
+class IncompleteCheckpoint(ConfigError):
+    """The checkpoint lacks tensors of a module this stage runs (transformers would fill them with
+    random values and the worker would serve garbage): the worker stops with this one line."""
+
+
 def load_parts(base: type[Any], model_dir: str | Path, dropped: tuple[str, ...], dtype: torch.dtype) -> Any:
     cls = partial_class(base, dropped)  # type: ignore[arg-type]  # classes are hashable
-    return cls.from_pretrained(model_dir, dtype=dtype, attn_implementation="sdpa")
+    model, info = cls.from_pretrained(
+        model_dir, dtype=dtype, attn_implementation="sdpa", output_loading_info=True
+    )
+    missing = sorted(info["missing_keys"])
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise IncompleteCheckpoint(f"MODEL={model_dir} lacks {len(missing)} tensors this stage runs: {shown}")
+    return model
