@@ -8,7 +8,7 @@ CONSTRAINTS := $(if $(filter x86_64,$(shell uname -m)),-c ops/constraints.txt,)
 STAMP := $(VENV)/.installed-test
 PYTEST_ARGS ?=
 
-.PHONY: venv lint typecheck test unit integration e2e chaos test-sglang run bench-queue bench-engine bench-media bench-transfer bench-serve clean
+.PHONY: venv lint typecheck test unit integration e2e chaos test-sglang run check-gpu bench-queue bench-engine bench-media bench-transfer bench-serve clean
 
 $(STAMP): pyproject.toml ops/constraints.txt
 	@echo "==> installing the project into $(VENV) (PyTorch, transformers, NIXL ...; the first install takes a few minutes)"
@@ -44,6 +44,10 @@ test-sglang:
 
 run: venv
 	$(PY) -m ops.run
+
+# On a machine with an NVIDIA GPU: e-p-d on CUDA against HF, device transfers, a 2B-shaped engine run
+check-gpu: venv
+	$(PY) -m ops.gpu_check
 
 bench-queue: venv
 	$(PY) -m ops.bench.queue_bench

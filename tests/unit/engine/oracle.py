@@ -3,6 +3,7 @@ with the KV cache and decode state passed as they are between processes."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,12 +45,14 @@ def sampled(seed: int, max_tokens: int = 8, **extra: Any) -> SamplingParams:
 class Reference:
     """A separate HF model instance and processor for the same checkpoint."""
 
-    def __init__(self, model_dir: Any) -> None:
+    def __init__(self, model_dir: Any, device: str | None = None) -> None:
+        """`device`: where `generate` runs; default `ORACLE_DEVICE` or cpu (the GPU check sets it to the
+        workers' DEVICE, so tokens are compared on the same hardware)."""
+        self.device = torch.device(device or os.environ.get("ORACLE_DEVICE") or "cpu")
         self.processor = AutoProcessor.from_pretrained(model_dir)
         architecture = AutoConfig.from_pretrained(model_dir).architectures[0]
-        self.model = (
-            getattr(transformers, architecture).from_pretrained(model_dir, attn_implementation="sdpa").eval()
-        )
+        model = getattr(transformers, architecture).from_pretrained(model_dir, attn_implementation="sdpa")
+        self.model = model.to(self.device).eval()
 
     def inputs(self, request: Request) -> Any:
         text = self.processor.apply_chat_template(
@@ -73,7 +76,7 @@ class Reference:
         if clips:
             kwargs["audio"] = [c.samples for c in clips]
             kwargs["sampling_rate"] = clips[0].sampling_rate
-        return self.processor(text=[text], return_tensors="pt", **kwargs)
+        return self.processor(text=[text], return_tensors="pt", **kwargs).to(self.device)
 
     def generate(self, request: Request) -> list[int]:
         s = request.sampling
