@@ -139,6 +139,7 @@ class EmptyDirSource(Spec):
 
 class ClaimSource(Spec):
     claim_name: str
+    read_only: bool = False
 
 
 class Volume(Spec):
@@ -153,11 +154,22 @@ class PodSecurityContext(Spec):
     fs_group: int | None = None
 
 
+class Toleration(Spec):
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = None
+
+
 class PodSpec(Spec):
     containers: list[Container]
     termination_grace_period_seconds: int | None = None
     security_context: PodSecurityContext | None = None
     volumes: list[Volume] = []
+    node_selector: dict[str, str] = {}
+    tolerations: list[Toleration] = []
+    runtime_class_name: str | None = None
 
 
 class PodTemplate(Spec):
@@ -208,6 +220,7 @@ class ClaimSpec(Spec):
     access_modes: list[Literal["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"]]
     resources: StorageRequest
     storage_class_name: str | None = None
+    volume_name: str | None = None
 
 
 # ---- KEDA ----------------------------------------------------------------------------------
@@ -271,6 +284,14 @@ class PatchTarget(Spec):
     name: str | None = None
     group: str | None = None
     version: str | None = None
+    label_selector: str | None = None
+
+
+class Image(Spec):
+    name: str
+    new_name: str | None = None
+    new_tag: str | None = None
+    digest: str | None = None
 
 
 class Patch(Spec):
@@ -335,6 +356,7 @@ class Kustomization(Resource):
     resources: list[str] = []
     components: list[str] = []
     patches: list[Patch] = []
+    images: list[Image] = []
     namespace: str | None = None
 
 

@@ -5,6 +5,7 @@ by kustomize and checked again as a whole."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -16,19 +17,25 @@ import msgspec
 import pytest
 import yaml
 
+from queues.config import from_env
 from queues.keys import Keys
+from queues.transfer.config import TransferConfig
 from queues.types import MODES, STAGES, Mode, stages
 from tests.unit.ops.k8s_schema import (
+    Component,
     ConfigMap,
+    Container,
     Deployment,
     Document,
     Kustomization,
+    PersistentVolumeClaim,
     ScaledObject,
     Secret,
     Service,
     TriggerAuthentication,
     validate,
 )
+from workers.settings import WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[3]
 K8S = ROOT / "ops" / "k8s"
@@ -271,15 +278,24 @@ def test_overlay_runs_the_modes_stages(mode: Mode):
 KUBECTL = shutil.which("kubectl")
 
 
-@pytest.mark.skipif(KUBECTL is None, reason="kubectl (with its built-in kustomize) is not installed")
+needs_kubectl = pytest.mark.skipif(
+    KUBECTL is None, reason="kubectl (with its built-in kustomize) is not installed"
+)
+
+
+def render(directory: Path) -> list[Any]:
+    """`kubectl kustomize directory`: the raw documents."""
+    assert KUBECTL is not None
+    out = subprocess.run([KUBECTL, "kustomize", str(directory)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return [raw for raw in yaml.safe_load_all(out.stdout) if raw]
+
+
+@needs_kubectl
 @pytest.mark.parametrize("mode", MODES)
 def test_overlay_renders_a_consistent_install(mode: Mode):
-    assert KUBECTL is not None
-    out = subprocess.run(
-        [KUBECTL, "kustomize", str(K8S / "overlays" / mode)], capture_output=True, text=True, timeout=60
-    )
-    assert out.returncode == 0, out.stderr
-    rendered = [validate(raw) for raw in yaml.safe_load_all(out.stdout) if raw]
+    raws = render(K8S / "overlays" / mode)
+    rendered = [validate(raw) for raw in raws]
     deployments = {d.metadata.name for d in rendered if isinstance(d, Deployment)}
     workers = {f"triptych-{stage}" for stage in stages(mode)}
     assert deployments == {"triptych-app", "triptych-autoscaler", "triptych-redis"} | workers
@@ -287,7 +303,122 @@ def test_overlay_renders_a_consistent_install(mode: Mode):
     assert {s.spec.scale_target_ref.name for s in scaled} == workers
     [config] = [d for d in rendered if isinstance(d, ConfigMap)]
     assert config.data["MODE"] == mode
-    assert {image for raw in yaml.safe_load_all(out.stdout) if raw for image in images(raw)} <= {
-        dockerfile_image(),
-        "redis:7.2-alpine",
-    }
+    assert {image for raw in raws for image in images(raw)} <= {dockerfile_image(), "redis:7.2-alpine"}
+
+
+# ---- GPUs: components/gpu, overlays/gpu ----------------------------------------------------
+
+GPU = K8S / "components" / "gpu"
+MODELS_CLAIM = "triptych-models"
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+def cuda_image() -> str:
+    """The CUDA build's tag, as ops/Dockerfile documents building it."""
+    image = f"{dockerfile_image()}-cuda"
+    text = (ROOT / "ops" / "Dockerfile").read_text()
+    assert f"docker build -f ops/Dockerfile -t {image}" in text
+    assert "--build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu" in text
+    return image
+
+
+def test_gpu_overlay_is_e_p_d_with_the_gpu_component_and_the_cuda_image():
+    overlay = validate(load(K8S / "overlays" / "gpu" / "kustomization.yaml")[0])
+    assert isinstance(overlay, Kustomization)
+    assert overlay.resources == ["../e-p-d"]
+    assert overlay.components == ["../../components/gpu"]
+    [image] = overlay.images
+    assert f"{image.name}:{image.new_tag}" == cuda_image() and image.new_name is None
+
+
+def test_gpu_component_patches_every_stage_but_nothing_else():
+    component = validate(load(GPU / "kustomization.yaml")[0])
+    assert isinstance(component, Component)
+    selectors = [p.target.label_selector for p in component.patches if p.target and p.target.label_selector]
+    [selector] = selectors
+    found = re.fullmatch(
+        r"app\.kubernetes\.io/name=triptych,app\.kubernetes\.io/component in \((.*)\)", selector
+    )
+    assert found and sorted(found.group(1).split(",")) == sorted(STAGES)
+    [claim] = of_kind(PersistentVolumeClaim, GPU).values()
+    assert claim.metadata.name == MODELS_CLAIM and claim.spec.access_modes == ["ReadOnlyMany"]
+
+
+def gpu_install(mode: Mode, tmp_path: Path) -> list[Any]:
+    """The rendered install of `mode` on GPUs: overlays/gpu for e-p-d; for the other modes, their
+    overlay with the gpu component, as its comment says to add it."""
+    if mode == "e-p-d":
+        return render(K8S / "overlays" / "gpu")
+    up = Path(os.path.relpath(K8S, tmp_path))  # kustomize takes relative paths only
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [str(up / "overlays" / mode)],
+                "components": [str(up / "components" / "gpu")],
+                "images": [{"name": "triptych", "newTag": cuda_image().split(":", 1)[1]}],
+            }
+        )
+    )
+    return render(tmp_path)
+
+
+def environment(container: Container, config: dict[str, str]) -> dict[str, str]:
+    """The container's variables with a plain value: the ConfigMap's, then its own `env`."""
+    assert [e.config_map_ref.name for e in container.env_from if e.config_map_ref] == ["triptych-config"]
+    return {**config, **{var.name: var.value for var in container.env if var.value is not None}}
+
+
+def reads_model(container: Container) -> bool:
+    """The front door and the stage workers read MODEL; the autoscaler does not."""
+    return container.command[:2] == ["python", "-m"] and (
+        container.command[2] == "app" or container.command[2].startswith("workers.")
+    )
+
+
+@needs_kubectl
+@pytest.mark.parametrize("mode", MODES)
+def test_gpu_install_gives_the_workers_a_gpu_and_everyone_the_checkpoint_read_only(mode: Mode, tmp_path):
+    raws = gpu_install(mode, tmp_path)
+    rendered = [validate(raw) for raw in raws]
+    deployments = {d.metadata.name: d for d in rendered if isinstance(d, Deployment)}
+    workers = {f"triptych-{stage}" for stage in stages(mode)}
+    assert deployments.keys() == {"triptych-app", "triptych-autoscaler", "triptych-redis"} | workers
+    [config] = [d.data for d in rendered if isinstance(d, ConfigMap)]
+    assert config["MODE"] == mode
+    claims = [d for d in rendered if isinstance(d, PersistentVolumeClaim)]
+    assert [c.spec.access_modes for c in claims if c.metadata.name == MODELS_CLAIM] == [["ReadOnlyMany"]]
+    assert {image for raw in raws for image in images(raw)} <= {cuda_image(), "redis:7.2-alpine"}
+
+    with_gpu = set()
+    for name, deployment in deployments.items():
+        pod = deployment.spec.template.spec
+        [container] = pod.containers
+        limits = container.resources.limits if container.resources else {}
+        if GPU_RESOURCE in limits:
+            assert str(limits[GPU_RESOURCE]) == "1", name
+            with_gpu.add(name)
+        claimed = {
+            v.name: v.persistent_volume_claim
+            for v in pod.volumes
+            if v.persistent_volume_claim and v.persistent_volume_claim.claim_name == MODELS_CLAIM
+        }
+        assert all(source.read_only for source in claimed.values()), name  # the pod's claim is read-only
+        mounts = [m for m in container.volume_mounts if m.name in claimed]
+        assert all(m.read_only for m in mounts), name  # and so is every mount of it
+        if name == "triptych-redis":
+            continue
+        env = environment(container, config)
+        if reads_model(container):  # MODEL lies on the claim, mounted read-only
+            model = Path(env["MODEL"])
+            assert any(model.is_relative_to(m.mount_path) for m in mounts), (name, env["MODEL"], mounts)
+        if name in workers:
+            assert (env["DEVICE"], env["DTYPE"], env["MAX_KV_TOKENS"]) == ("cuda", "auto", "auto"), name
+            settings = from_env(WorkerSettings, env)  # what the worker will read, as it reads it
+            assert settings.device == "cuda" and settings.max_kv_tokens == "auto"
+            assert TransferConfig.from_env(env).transport in ("auto", "nixl", "redis")
+            assert re.fullmatch(r"\d+-\d+", env["UCX_TCP_PORT_RANGE"]), name
+        else:
+            assert "DEVICE" not in env, name  # the front door and the autoscaler never touch a GPU
+    assert with_gpu == workers  # GPUs on the stage workers only: not the front door, autoscaler, Redis
