@@ -24,4 +24,3 @@ def error_response(error: ClientError) -> Response:
         media_type="application/json",
         headers=headers,
     )
-

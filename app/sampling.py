@@ -16,6 +16,7 @@ from queues.errors import ClientError
 from queues.messages import SamplingParams
 
 MAX_STOP_SEQUENCES = 4
+MAX_LOGIT_BIAS = 1024  # biased tokens per request
 MAX_TOP_LOGPROBS = 20
 INT64 = (-(2**63), 2**63 - 1)
 
@@ -26,8 +27,12 @@ def _check(ok: bool, param: str, message: str) -> None:
 
 
 def resolve_sampling(
-    body: ChatCompletionRequest, defaults: GenerationDefaults, settings: AppSettings
+    body: ChatCompletionRequest,
+    defaults: GenerationDefaults,
+    settings: AppSettings,
+    vocab_size: int | None = None,
 ) -> SamplingParams:
+    """`vocab_size`: the model's logit rows, the bound of `logit_bias` token ids (None: unchecked)."""
     max_tokens = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
     param = "max_completion_tokens" if body.max_completion_tokens is not None else "max_tokens"
     if max_tokens is None:
@@ -74,6 +79,8 @@ def resolve_sampling(
     _check(0 <= top_logprobs <= MAX_TOP_LOGPROBS, "top_logprobs", "`top_logprobs` must be between 0 and 20")
     _check(logprobs or top_logprobs == 0, "top_logprobs", "`top_logprobs` needs `logprobs: true`")
 
+    logit_bias = _logit_bias(body.logit_bias or {}, vocab_size)
+
     seed = body.seed if body.seed is not None else secrets.randbits(63)
     _check(INT64[0] <= seed <= INT64[1], "seed", "`seed` must fit in a signed 64-bit integer")
 
@@ -91,4 +98,26 @@ def resolve_sampling(
         repetition_penalty=repetition,
         logprobs=logprobs,
         top_logprobs=top_logprobs,
+        logit_bias=logit_bias,
     )
+
+
+def _logit_bias(given: dict[str, float], vocab_size: int | None) -> dict[int, float]:
+    """OpenAI's `logit_bias`: token ids (as JSON object keys) to a bias in [-100, 100]."""
+    _check(
+        len(given) <= MAX_LOGIT_BIAS, "logit_bias", f"`logit_bias` may bias at most {MAX_LOGIT_BIAS} tokens"
+    )
+    bias: dict[int, float] = {}
+    for key, value in given.items():
+        _check(key.isdigit(), "logit_bias", f"`logit_bias` keys are token ids, not {key!r}")
+        token = int(key)
+        if vocab_size is not None:
+            _check(
+                token < vocab_size, "logit_bias", f"token id {token} is past the vocabulary ({vocab_size})"
+            )
+        _check(
+            -100.0 <= value <= 100.0, "logit_bias", f"the bias of token {token} must be between -100 and 100"
+        )
+        if value != 0.0:
+            bias[token] = float(value)
+    return bias

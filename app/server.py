@@ -123,7 +123,7 @@ class FrontDoor:
                 param="messages",
                 code="context_length_exceeded",
             )
-        sampling = resolve_sampling(body, self.card.generation, self.settings)
+        sampling = resolve_sampling(body, self.card.generation, self.settings, self.card.vocab_size)
         now = time.time()
         request = Request(
             id=f"chatcmpl-{uuid.uuid4().hex}",

@@ -115,7 +115,6 @@ UNSUPPORTED_FIELDS = (
     "functions",
     "function_call",
     "response_format",
-    "logit_bias",
     "audio",
     "modalities",
     "prediction",

@@ -68,6 +68,7 @@ class SamplingParams(msgspec.Struct, frozen=True, kw_only=True):
     repetition_penalty: float = 1.0
     logprobs: bool = False
     top_logprobs: int = 0
+    logit_bias: dict[int, float] = {}  # token id -> added to its logit first, as HF's sequence_bias is
 
 
 class MediaRef(msgspec.Struct, frozen=True, kw_only=True):

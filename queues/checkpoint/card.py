@@ -53,6 +53,7 @@ class Checkpoint:
     generation: GenerationDefaults
     eos_token_ids: tuple[int, ...]  # generation stops at every one of them
     max_context: int
+    vocab_size: int  # rows of the model's logits (the tokenizer's vocabulary, often padded)
 
     @classmethod
     def load(cls, model_dir: str | Path) -> Checkpoint:
@@ -86,6 +87,7 @@ class Checkpoint:
             generation=GenerationDefaults(**{k: generation[k] for k in _DEFAULT_KEYS if k in generation}),
             eos_token_ids=eos,
             max_context=int(text["max_position_embeddings"]),
+            vocab_size=int(text.get("vocab_size") or tokenizer.get_vocab_size(with_added_tokens=True)),
         )
 
     @property

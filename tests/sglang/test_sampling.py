@@ -27,6 +27,7 @@ FULL = SamplingParams(
     repetition_penalty=1.1,
     logprobs=True,
     top_logprobs=4,
+    logit_bias={3: 1.5, 11: -100.0},
 )
 
 
@@ -46,13 +47,14 @@ def test_every_field_is_passed() -> None:
         "skip_special_tokens": True,
         "stop_token_ids": [5, 7, 9],
         "stop": ["\n\n", "END"],
+        "logit_bias": {"3": 1.5, "11": -100.0},
     }
     assert arguments["return_logprob"] is True and arguments["top_logprobs_num"] == 4
     assert arguments["logprob_start_len"] == -1
     # every field of ours has a counterpart (a new field must be mapped here too)
     mapped = {"max_tokens", "min_tokens", "temperature", "top_p", "top_k", "presence_penalty", "seed"}
     mapped |= {"frequency_penalty", "repetition_penalty", "ignore_eos", "stop", "stop_token_ids"}
-    mapped |= {"logprobs", "top_logprobs"}
+    mapped |= {"logprobs", "top_logprobs", "logit_bias"}
     assert set(msgspec.structs.asdict(FULL)) == mapped
 
 
@@ -62,6 +64,7 @@ def test_defaults_and_ignore_eos() -> None:
     params = arguments["sampling_params"]
     assert params["top_k"] == -1 and params["temperature"] == 0.0 and params["ignore_eos"] is True
     assert "stop_token_ids" not in params and "stop" not in params and "return_logprob" not in arguments
+    assert "logit_bias" not in params
 
 
 def test_sglang_accepts_them() -> None:

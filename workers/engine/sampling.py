@@ -2,7 +2,8 @@
 
 Each sequence owns a `torch.Generator` seeded from its request, so its draws do not depend on what
 else is in the batch. Logits are processed in the order `generate` builds its processors
-(`GenerationMixin._get_logits_processor`): repetition penalty, then minimum length (stop ids
+(`GenerationMixin._get_logits_processor`): logit bias (HF's `sequence_bias` of single tokens), repetition
+penalty, then minimum length (stop ids
 suppressed), then, when sampling, temperature, top-k and top-p. OpenAI's presence and frequency
 penalties have no HF counterpart; they are applied right after the repetition penalty, on generated
 tokens only, as vLLM does. Each step works on one `(1, vocab)` row with the same operations HF
@@ -53,7 +54,10 @@ class Sampler:
         self._stop_ids = sorted(stop_ids)
         self._penalty_prompt_ids = penalty_prompt_ids
         self._penalized = params.presence_penalty != 0 or params.frequency_penalty != 0
-        plain = self.greedy and params.repetition_penalty == 1.0 and not self._penalized
+        self._bias: torch.Tensor | None = None  # the logit bias as a vocab-long row, built on first use
+        plain = (
+            self.greedy and params.repetition_penalty == 1.0 and not self._penalized and not params.logit_bias
+        )
         # from this many generated tokens on, the choice is the argmax of the raw logits (None: never)
         self._plain_from = (params.min_tokens if self._stop_ids else 0) if plain else None
 
@@ -71,6 +75,8 @@ class Sampler:
 
     def _process(self, scores: torch.Tensor, generated: list[int]) -> torch.Tensor:
         p = self.params
+        if p.logit_bias:
+            scores = scores + self._bias_row(scores)
         if p.repetition_penalty != 1.0:
             scores = self._repetition_penalty(scores, generated)
         if self._penalized and generated:
@@ -88,6 +94,15 @@ class Sampler:
         if p.top_p < 1.0:
             scores = _top_p(scores, p.top_p)
         return scores
+
+    def _bias_row(self, scores: torch.Tensor) -> torch.Tensor:
+        if self._bias is None:
+            vocab = scores.shape[-1]
+            bias = torch.zeros((vocab,), dtype=torch.float, device=scores.device)
+            ids = [i for i in self.params.logit_bias if i < vocab]
+            bias[ids] = torch.tensor([self.params.logit_bias[i] for i in ids], device=scores.device)
+            self._bias = bias
+        return self._bias
 
     def _repetition_penalty(self, scores: torch.Tensor, generated: list[int]) -> torch.Tensor:
         vocab = scores.shape[-1]

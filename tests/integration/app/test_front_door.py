@@ -106,7 +106,8 @@ async def test_too_many_media_items_is_400(client: httpx.AsyncClient) -> None:
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
         ({"seed": 2**70}, "seed"),
         ({"response_format": {"type": "json_object"}}, "response_format"),
-        ({"logit_bias": {"1": 2}}, "logit_bias"),
+        ({"logit_bias": {"1": 101}}, "logit_bias"),
+        ({"logit_bias": {"999999": 1}}, "logit_bias"),  # past the tiny model's vocabulary
     ],
 )
 async def test_bad_fields_name_themselves(

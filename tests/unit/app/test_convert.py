@@ -294,7 +294,6 @@ UNSUPPORTED_VALUES: dict[str, Any] = {
     "functions": [{"name": "f"}],
     "function_call": "auto",
     "response_format": {"type": "json_object"},
-    "logit_bias": {"42": 1.0},
     "audio": {"voice": "alloy", "format": "wav"},
     "modalities": ["text"],
     "prediction": {"type": "content", "content": "x"},

@@ -297,3 +297,31 @@ def test_missing_seeds_differ_and_fit_in_int64() -> None:
     seeds = [resolve().seed for _ in range(8)]
     assert len(set(seeds)) == len(seeds)  # 63 random bits: a repeat is practically impossible
     assert all(0 <= seed < 2**63 for seed in seeds)
+
+
+# ---- logit_bias ------------------------------------------------------------------------------------
+
+
+def test_logit_bias_becomes_token_ids_and_zero_biases_are_dropped() -> None:
+    params = resolve_sampling(request(logit_bias={"42": -100, "7": 2.5, "9": 0}), NOTHING, SETTINGS, 64)
+    assert params.logit_bias == {42: -100.0, 7: 2.5}
+    assert resolve().logit_bias == {}
+
+
+@pytest.mark.parametrize(
+    ("bias", "words"),
+    [
+        ({"1": 100.5}, "between -100 and 100"),
+        ({"1": -101}, "between -100 and 100"),
+        ({"a": 1}, "token ids"),
+        ({"-3": 1}, "token ids"),
+        ({"64": 1}, "past the vocabulary (64)"),
+        ({str(i): 1 for i in range(1025)}, "at most 1024"),
+    ],
+)
+def test_bad_logit_bias_is_refused_naming_it(bias: dict[str, float], words: str) -> None:
+    with pytest.raises(ClientError) as info:
+        resolve_sampling(request(logit_bias=bias), NOTHING, SETTINGS, 64)
+    error = info.value
+    assert (error.status, error.code, error.param) == (400, "invalid_value", "logit_bias")
+    assert words in error.message

@@ -84,6 +84,8 @@ class Reference:
         options: dict[str, Any] = {"max_new_tokens": s.max_tokens, "repetition_penalty": s.repetition_penalty}
         if s.min_tokens:
             options["min_new_tokens"] = s.min_tokens
+        if s.logit_bias:
+            options["sequence_bias"] = {(token,): bias for token, bias in s.logit_bias.items()}
         if s.temperature == 0:
             options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         else:

@@ -36,6 +36,8 @@ def request_arguments(sampling: SamplingParams, eos_ids: frozenset[int]) -> dict
         params["stop_token_ids"] = sorted(stop_ids)
     if sampling.stop:
         params["stop"] = list(sampling.stop)
+    if sampling.logit_bias:
+        params["logit_bias"] = {str(token): bias for token, bias in sampling.logit_bias.items()}
     arguments: dict[str, Any] = {"sampling_params": params}
     if sampling.logprobs:
         # logprob_start_len -1: the generated tokens only, not the prompt
