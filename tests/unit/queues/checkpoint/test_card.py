@@ -101,6 +101,7 @@ def test_what_the_card_reads_is_what_transformers_reads(family: str, tmp_path: P
     tokenizer = AutoTokenizer.from_pretrained(path)
     assert card.placeholder_ids == {m: getattr(config, f"{m}_token_id") for m in card.family.modalities}
     assert card.max_context == config.get_text_config().max_position_embeddings
+    assert card.vocab_size == config.get_text_config().vocab_size
     assert card.special_tokens == tokenizer.special_tokens_map
     assert card.tokenizer.to_str() == tokenizer.backend_tokenizer.to_str()
     generation = json.loads((path / "generation_config.json").read_text())
