@@ -51,7 +51,10 @@ class OwnerProcess:
     async def start(cls, url: str, name: str, **config: Any) -> OwnerProcess:
         config.setdefault("shm_dir", SHM_DIR or tempfile.gettempdir())
         process = await asyncio.create_subprocess_exec(
-            sys.executable, str(OWNER_SCRIPT), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            sys.executable,
+            str(OWNER_SCRIPT),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
             limit=1 << 20,
         )
         owner = cls(process, name)
@@ -145,10 +148,18 @@ async def shm_owner(redis_server: RedisServer) -> AsyncIterator[OwnerProcess]:
 
 
 CASES = [
-    ("nixl", 1024), ("nixl", 1000 * 1000 + 7), ("nixl", 64 * MIB), ("nixl", 256 * MIB),
-    ("shm", 1024), ("shm", MIB + 1), ("shm", 256 * MIB),
-    ("inline", 1024), ("inline", 64 * 1024),
-    ("redis", 1024), ("redis", 9 * MIB + 5), ("redis", 256 * MIB),
+    ("nixl", 1024),
+    ("nixl", 1000 * 1000 + 7),
+    ("nixl", 64 * MIB),
+    ("nixl", 256 * MIB),
+    ("shm", 1024),
+    ("shm", MIB + 1),
+    ("shm", 256 * MIB),
+    ("inline", 1024),
+    ("inline", 64 * 1024),
+    ("redis", 1024),
+    ("redis", 9 * MIB + 5),
+    ("redis", 256 * MIB),
 ]
 
 

@@ -11,8 +11,19 @@ from queues.transfer import layout
 from queues.transfer.errors import TransferError
 from queues.transfer.ref import TensorSpec
 
-DTYPES = [torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.float16, torch.bfloat16,
-          torch.float32, torch.float64, torch.bool, torch.complex64]
+DTYPES = [
+    torch.uint8,
+    torch.int8,
+    torch.int16,
+    torch.int32,
+    torch.int64,
+    torch.float16,
+    torch.bfloat16,
+    torch.float32,
+    torch.float64,
+    torch.bool,
+    torch.complex64,
+]
 
 
 def _tensor(dtype: torch.dtype, shape: list[int], seed: int) -> torch.Tensor:
@@ -20,8 +31,13 @@ def _tensor(dtype: torch.dtype, shape: list[int], seed: int) -> torch.Tensor:
     count = 1
     for dim in shape:
         count *= dim
-    raw = torch.randint(0, 2 if dtype == torch.bool else 256, (count * dtype.itemsize,), dtype=torch.uint8,
-                        generator=generator)
+    raw = torch.randint(
+        0,
+        2 if dtype == torch.bool else 256,
+        (count * dtype.itemsize,),
+        dtype=torch.uint8,
+        generator=generator,
+    )
     return raw.view(dtype).view(shape)
 
 
