@@ -60,33 +60,14 @@ class Step:
 
 def model_2b(device: str) -> Path:
     """A random-weight Qwen2-VL of 2B's shape in bfloat16, built once into .cache/gpu-check/."""
-    out = ROOT / ".cache" / "gpu-check" / "qwen2-vl-2b-shape"
-    if (out / "config.json").exists():
-        return out
-    import shutil
-
     import torch
-    import transformers
 
-    from ops.tiny_model import build
+    from ops.tiny.scaled import scaled_qwen2_vl
 
-    tiny = build("qwen2-vl", ROOT / ".cache" / "gpu-check" / "tiny")
-    config = transformers.AutoConfig.from_pretrained(tiny)
-    text, vision = config.text_config, config.vision_config
-    for key, value in TEXT_2B.items():
-        setattr(text, key, value)
-    text.layer_types = ["full_attention"] * text.num_hidden_layers
-    text.rope_parameters = {**text.rope_parameters, "mrope_section": MROPE_2B}
-    for key, value in VISION_2B.items():
-        setattr(vision, key, value)
-    with torch.device(device):
-        model = getattr(transformers, config.architectures[0])(config).to(torch.bfloat16)
-    scratch = out.with_name(out.name + ".partial")
-    shutil.rmtree(scratch, ignore_errors=True)
-    shutil.copytree(tiny, scratch, ignore=shutil.ignore_patterns("*.safetensors*", "config.json"))
-    model.save_pretrained(scratch)
-    scratch.rename(out)
-    return out
+    out = ROOT / ".cache" / "gpu-check" / "qwen2-vl-2b-shape"
+    return scaled_qwen2_vl(
+        out, text=TEXT_2B, mrope_section=MROPE_2B, vision=VISION_2B, device=device, dtype=torch.bfloat16
+    )
 
 
 def steps(device: str, dry_run: bool) -> list[Step]:

@@ -27,7 +27,7 @@ import torch
 
 from queues.config import ConfigError
 from queues.types import Stage
-from workers.engine.limits import MIN_KV_TOKENS, kv_bytes_per_token, kv_tokens_for_memory
+from workers.engine.limits import MIN_KV_TOKENS, kv_bytes_per_token, kv_shape, kv_tokens_for_memory
 from workers.settings import DEFAULT_KV_TOKENS, Dtype, WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -131,13 +131,8 @@ def fixed_kv_tokens(settings: WorkerSettings, device_type: str) -> int | None:
 def kv_bytes_of(text_config: Any, dtype: torch.dtype) -> int:
     """Bytes per KV position of a model, from its text config (the shape the engine's batch cache
     takes, workers/engine/engine.py `batch_cache_for`)."""
-    heads = text_config.num_attention_heads
-    return kv_bytes_per_token(
-        layers=text_config.num_hidden_layers,
-        kv_heads=getattr(text_config, "num_key_value_heads", None) or heads,
-        head_dim=getattr(text_config, "head_dim", None) or text_config.hidden_size // heads,
-        dtype_bytes=dtype.itemsize,
-    )
+    shape = kv_shape(text_config)
+    return kv_bytes_per_token(shape.layers, shape.kv_heads, shape.head_dim, dtype.itemsize)
 
 
 def kv_tokens_on_device(device: torch.device, fraction: float, bytes_per_token: int) -> int:

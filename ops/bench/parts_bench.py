@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from ops.tiny_model import build
+from ops.tiny.scaled import scaled_qwen2_vl
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("agg", "encode", "prefill")
@@ -44,29 +43,13 @@ print(json.dumps({"load_s": took, "rss_mb": rss() - before, "params_m": params /
 
 
 def bench_model() -> Path:
-    out = ROOT / ".cache" / "tiny-models" / "bench-parts-qwen2-vl"
-    if (out / "config.json").exists():
-        return out
-    import torch
-    import transformers
-
-    tiny = build("qwen2-vl", ROOT / ".cache" / "tiny-models" / "bench-parts-tiny")
-    config = transformers.AutoConfig.from_pretrained(tiny)
-    text = config.text_config
-    text.hidden_size, text.intermediate_size, text.num_hidden_layers = 512, 1536, 8
-    text.num_attention_heads, text.num_key_value_heads = 8, 4
-    text.layer_types = ["full_attention"] * text.num_hidden_layers
-    text.rope_parameters = {**text.rope_parameters, "mrope_section": [8, 12, 12]}  # head_dim 64
-    vision = config.vision_config
-    vision.embed_dim, vision.depth, vision.num_heads, vision.hidden_size = 512, 12, 8, 512
-    torch.manual_seed(0)
-    model = getattr(transformers, config.architectures[0])(config)
-    scratch = out.with_name(out.name + ".partial")
-    shutil.rmtree(scratch, ignore_errors=True)
-    shutil.copytree(tiny, scratch, ignore=shutil.ignore_patterns("*.safetensors*", "config.json"))
-    model.save_pretrained(scratch)
-    scratch.rename(out)
-    return out
+    return scaled_qwen2_vl(
+        ROOT / ".cache" / "tiny-models" / "bench-parts-qwen2-vl",
+        text={"hidden_size": 512, "intermediate_size": 1536, "num_hidden_layers": 8,
+              "num_attention_heads": 8, "num_key_value_heads": 4},
+        mrope_section=[8, 12, 12],  # head_dim 64
+        vision={"embed_dim": 512, "depth": 12, "num_heads": 8, "hidden_size": 512},
+    )  # fmt: skip
 
 
 def measure(model: Path, stage: str) -> dict[str, Any]:

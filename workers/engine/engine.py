@@ -23,7 +23,7 @@ from workers.engine.encode_batcher import EncodeBatcher
 from workers.engine.families import Family
 from workers.engine.forward import ModelForward
 from workers.engine.kv_cache import BatchKVCache
-from workers.engine.limits import EngineLimits, EngineStats
+from workers.engine.limits import EngineLimits, EngineStats, kv_shape
 from workers.engine.model_info import ModelInfo
 from workers.engine.prefill import Prefiller
 from workers.engine.scheduler import Admission, DecodeScheduler, StepResult
@@ -35,12 +35,11 @@ T = TypeVar("T")
 
 
 def batch_cache_for(family: Family) -> BatchKVCache:
-    text = family.model.config.get_text_config()
-    heads = text.num_attention_heads
+    shape = kv_shape(family.model.config.get_text_config())
     return BatchKVCache(
-        num_layers=text.num_hidden_layers,
-        num_kv_heads=getattr(text, "num_key_value_heads", None) or heads,
-        head_dim=getattr(text, "head_dim", None) or text.hidden_size // heads,
+        num_layers=shape.layers,
+        num_kv_heads=shape.kv_heads,
+        head_dim=shape.head_dim,
         dtype=family.dtype,
         device=family.device,
     )

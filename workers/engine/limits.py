@@ -4,6 +4,7 @@ arithmetic of the KV budget (`MAX_KV_TOKENS=auto`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 MIN_KV_TOKENS = 1024  # a KV budget below this holds no real request: the worker refuses to start
 
@@ -31,6 +32,23 @@ class EngineStats:
     decode_tokens: int = 0
     peak_batch: int = 0  # most sequences one decode step advanced
     rows_after_step: int = 0  # sequences left in the decode batch after the latest step
+
+
+class KVShape(NamedTuple):
+    layers: int
+    kv_heads: int
+    head_dim: int
+
+
+def kv_shape(text_config: Any) -> KVShape:
+    """The KV cache's shape per position, from a model's text config (grouped-query heads, an explicit
+    head_dim where the config has one)."""
+    heads = text_config.num_attention_heads
+    return KVShape(
+        layers=text_config.num_hidden_layers,
+        kv_heads=getattr(text_config, "num_key_value_heads", None) or heads,
+        head_dim=getattr(text_config, "head_dim", None) or text_config.hidden_size // heads,
+    )
 
 
 def kv_bytes_per_token(layers: int, kv_heads: int, head_dim: int, dtype_bytes: int) -> int:
