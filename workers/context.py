@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig
 
 from queues.config import RuntimeConfig, from_env
 from queues.connection import connect
@@ -75,11 +74,11 @@ async def build_engine(settings: WorkerSettings, info: ModelInfo, stage: Stage =
         if engine is not None:  # None: e-pd's encode stage, the transformers vision tower
             return _serving(engine, stage, kv_tokens)  # None: sglang sizes its own KV pool
     engine = await asyncio.to_thread(
-        load_engine, settings.model, placement.device, placement.dtype, limits, stage
+        load_engine, settings.model, placement.device, placement.dtype, limits, stage, info
     )
     if kv_tokens is None and stage in DECODING:
         # the model is on the GPU now, and the engine has not served: its schedulers read this
-        text_config = AutoConfig.from_pretrained(settings.model).get_text_config()
+        text_config = engine.family.model.config.get_text_config()
         limits.max_kv_tokens = await asyncio.to_thread(
             kv_tokens_on_device,
             placement.device,

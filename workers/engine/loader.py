@@ -22,9 +22,12 @@ def load_engine(
     dtype: torch.dtype = torch.float32,
     limits: EngineLimits | None = None,
     stage: Stage = "agg",
+    info: ModelInfo | None = None,
 ) -> TransformersEngine:
-    """The engine of `stage`, holding only the modules it runs (`workers.engine.parts`)."""
-    info = ModelInfo.load(model_dir)  # fails first, with the supported families, for other models
+    """The engine of `stage`, holding only the modules it runs (`workers.engine.parts`); `info`: the
+    checkpoint's, when the caller has read it already."""
+    # read first: other models fail here, with the supported families
+    info = info or ModelInfo.load(model_dir)
     config = AutoConfig.from_pretrained(model_dir)
     model_cls = getattr(transformers, config.architectures[0])
     family_cls = info.family_cls
