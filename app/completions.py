@@ -87,10 +87,6 @@ class Meta:
         return LogprobOut(token=text, logprob=item.logprob, bytes=list(text.encode()), top_logprobs=top)
 
 
-def error_from_event(event: ErrorEvent) -> ClientError:
-    return event.error()
-
-
 def _usage(event: TokenEvent) -> UsageOut | None:
     if event.usage is None:
         return None
@@ -105,7 +101,7 @@ async def collect(events: AsyncIterator[Output], meta: Meta) -> ChatCompletion:
     logprobs: list[TokenLogprob] | None = None
     async for event in events:
         if isinstance(event, ErrorEvent):
-            raise error_from_event(event)
+            raise event.error()
         meta.observe(event, stream=False)
         text.append(event.text)
         token_ids.extend(event.token_ids)
@@ -139,7 +135,7 @@ async def sse(events: AsyncIterator[Output], meta: Meta, include_usage: bool) ->
     pending = _frame(_chunk(meta, Delta(role="assistant", content="")))
     async for event in events:
         if isinstance(event, ErrorEvent):
-            error = error_from_event(event)
+            error = event.error()
             meta.failed(error)
             pending += b"data: " + _json.encode(error_body(error)) + b"\n\n"
             break

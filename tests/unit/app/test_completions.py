@@ -1,6 +1,6 @@
 """Shaping a request's token events into OpenAI answers: `collect` (one chat.completion), `sse`
 (role chunk, content deltas, finish reason, optional usage chunk, `[DONE]`), logprobs through
-`Meta.decode_token`, `error_from_event`, and the metrics `Meta` records on the way.
+`Meta.decode_token`, `ErrorEvent.error`, and the metrics `Meta` records on the way.
 
 Events are real `TokenEvent`s / `ErrorEvent`s. A re-run after a crash repeats tokens; the token
 stream (`queues.channel.TokenStream`) trims the repeats with `TokenEvent.after`, so `collect` and
@@ -15,7 +15,7 @@ from typing import Any, cast
 import msgspec
 import pytest
 
-from app.completions import Meta, collect, error_from_event, sse
+from app.completions import Meta, collect, sse
 from app.metrics import FrontDoorMetrics
 from app.types import ChatCompletion
 from queues.channel import Output, TokenStream
@@ -385,7 +385,7 @@ async def test_sse_records_inter_token_latency_per_token() -> None:
     assert (m.outcome.finish_reason, m.outcome.completion_tokens) == ("stop", 5)
 
 
-# ---- error_from_event --------------------------------------------------------------------------
+# ---- ErrorEvent.error ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -413,6 +413,6 @@ async def test_sse_records_inter_token_latency_per_token() -> None:
         ),
     ],
 )
-def test_error_from_event_keeps_every_field(event: ErrorEvent, expected: tuple[Any, ...]) -> None:
-    error = error_from_event(event)
+def test_an_error_event_becomes_its_client_error(event: ErrorEvent, expected: tuple[Any, ...]) -> None:
+    error = event.error()
     assert (error.status, error.type, error.code, error.param, error.message) == expected
